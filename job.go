@@ -1,0 +1,209 @@
+package greenq
+
+import (
+	"time"
+)
+
+// State is where a job is in its lifecycle:
+//
+//	pending → planned → released → running → succeeded | failed | cancelled | expired
+//
+// and running → planned again when an interruptible job is paused at the end
+// of a run segment.
+type State string
+
+// Job states.
+const (
+	StatePending   State = "pending"   // stored, not yet planned
+	StatePlanned   State = "planned"   // has a region and window; may still be re-planned
+	StateReleased  State = "released"  // handed to its region's queue; no longer re-planned
+	StateRunning   State = "running"   // a worker runs it
+	StateSucceeded State = "succeeded" // exited 0
+	StateFailed    State = "failed"    // exited non-zero, or could not be started
+	StateCancelled State = "cancelled" // cancelled by a user
+	StateExpired   State = "expired"   // could not start at all before its deadline
+)
+
+// States lists every state in lifecycle order.
+var States = []State{StatePending, StatePlanned, StateReleased, StateRunning,
+	StateSucceeded, StateFailed, StateCancelled, StateExpired}
+
+// Final reports whether s is a terminal state.
+func (s State) Final() bool {
+	switch s {
+	case StateSucceeded, StateFailed, StateCancelled, StateExpired:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is one of States.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// transitions is the state machine: from → allowed next states.
+var transitions = map[State][]State{
+	StatePending:  {StatePlanned, StateReleased, StateCancelled, StateExpired},
+	StatePlanned:  {StatePlanned, StatePending, StateReleased, StateCancelled, StateExpired},
+	StateReleased: {StateRunning, StateCancelled, StateExpired, StateFailed, StatePlanned},
+	StateRunning:  {StateSucceeded, StateFailed, StateCancelled, StatePlanned, StateRunning, StateReleased},
+}
+
+// CanTransition reports whether the state machine allows from → to.
+// running → released covers a worker that died mid-job and whose task asynq
+// hands to another worker; running → planned is an interruptible job paused
+// at the end of a segment.
+func CanTransition(from, to State) bool {
+	for _, s := range transitions[from] {
+		if s == to {
+			return true
+		}
+	}
+	return false
+}
+
+// Kind says what sort of ML work a job is.
+type Kind string
+
+// Job kinds.
+const (
+	KindTrain Kind = "train"
+	KindSweep Kind = "sweep"
+	KindInfer Kind = "infer"
+)
+
+// Valid reports whether k is a known kind.
+func (k Kind) Valid() bool { return k == KindTrain || k == KindSweep || k == KindInfer }
+
+// Job is a job record as users and scripts see it (GET /v1/jobs/{id},
+// greenq status -o json). Times are UTC when serialised.
+type Job struct {
+	ID                    string            `json:"id"`
+	Name                  string            `json:"name"`
+	Kind                  Kind              `json:"kind"`
+	State                 State             `json:"state"`
+	Tenant                string            `json:"tenant,omitempty"`
+	Key                   string            `json:"key,omitempty"`
+	Command               []string          `json:"command"`
+	SubmittedAt           time.Time         `json:"submitted_at"`
+	UpdatedAt             time.Time         `json:"updated_at"`
+	Deadline              time.Time         `json:"deadline"`
+	DurationEstimateS     int64             `json:"duration_estimate_s"`
+	GPUs                  int               `json:"gpus"`
+	Regions               []string          `json:"regions"`
+	Interruptible         bool              `json:"interruptible"`
+	Group                 string            `json:"group,omitempty"`
+	Trial                 int               `json:"trial,omitempty"`
+	Tags                  map[string]string `json:"tags,omitempty"`
+	MaxPriceUSDPerGPUHour float64           `json:"max_price_usd_per_gpu_hour,omitempty"`
+	// PowerW is the expected draw per GPU in watts; 0 means the region's
+	// or the planner's default.
+	PowerW         float64 `json:"power_w,omitempty"`
+	FunctionalUnit string  `json:"functional_unit,omitempty"`
+	// EstimateSource says where DurationEstimateS and the planned energy came
+	// from: "user", "measured" (an earlier run of the same name) or "default".
+	EstimateSource string `json:"estimate_source,omitempty"`
+	// Attempts counts starts of the job by workers (retries after a worker
+	// died show here).
+	Attempts int      `json:"attempts"`
+	Error    string   `json:"error,omitempty"`
+	Plan     *Plan    `json:"plan,omitempty"`
+	Run      *Run     `json:"run,omitempty"`
+	Receipt  *Receipt `json:"receipt,omitempty"`
+	// Segments records the run segments actually done (interruptible jobs
+	// may have several).
+	Segments []RunSegment `json:"segments,omitempty"`
+}
+
+// Duration returns the job's estimated run time.
+func (j *Job) Duration() time.Duration { return time.Duration(j.DurationEstimateS) * time.Second }
+
+// Plan is the planner's decision for a job, with the run-now baseline it is
+// measured against.
+type Plan struct {
+	Region          string    `json:"region"`
+	Start           time.Time `json:"start"`
+	End             time.Time `json:"end"`
+	Segments        []Window  `json:"segments,omitempty"`
+	ExpectedGCO2    float64   `json:"expected_gco2"`
+	ExpectedCostUSD float64   `json:"expected_cost_usd"`
+	ExpectedKWh     float64   `json:"expected_kwh"`
+	Reason          string    `json:"reason"`
+	// Urgent is set when the deadline can no longer be met with margin: the
+	// job is released at once.
+	Urgent    bool      `json:"urgent,omitempty"`
+	Baseline  Baseline  `json:"baseline"`
+	PlannedAt time.Time `json:"planned_at"`
+}
+
+// Window is a half-open interval [Start, End).
+type Window struct {
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+}
+
+// Baseline is what running at once would have been: the first allowed
+// region, starting at submit (or now, for the plan's comparison).
+type Baseline struct {
+	Region       string    `json:"region"`
+	Start        time.Time `json:"start"`
+	ExpectedGCO2 float64   `json:"expected_gco2"`
+}
+
+// Run describes the (latest) execution of a job on a worker.
+type Run struct {
+	Region     string     `json:"region"`
+	Worker     string     `json:"worker"`
+	StartedAt  time.Time  `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
+	Attempt    int        `json:"attempt"`
+	GPUIndices []int      `json:"gpu_indices,omitempty"`
+}
+
+// RunSegment is one stretch of real execution.
+type RunSegment struct {
+	Region    string    `json:"region"`
+	Worker    string    `json:"worker"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	EnergyKWh float64   `json:"energy_kwh"`
+}
+
+// Receipt is the carbon receipt a worker leaves on a finished job.
+// GCO2 = EnergyKWh × PUE × IntensityGCO2PerKWh; SavedGCO2 = BaselineGCO2 − GCO2.
+type Receipt struct {
+	EnergyKWh    float64 `json:"energy_kwh"`
+	GPUEnergyKWh float64 `json:"gpu_energy_kwh"`
+	CPUEnergyKWh float64 `json:"cpu_energy_kwh"`
+	RAMEnergyKWh float64 `json:"ram_energy_kwh"`
+	// EnergySource is "nvml", "nvml-power-sampling" or "estimate" (GPU).
+	EnergySource    string  `json:"energy_source"`
+	CPUEnergySource string  `json:"cpu_energy_source,omitempty"`
+	PUE             float64 `json:"pue"`
+	// IntensityGCO2PerKWh is time-weighted over the run's real intervals.
+	IntensityGCO2PerKWh float64 `json:"intensity_gco2_per_kwh"`
+	// IntensitySource names the provider and whether actuals or forecast
+	// values were used, e.g. "file:actual".
+	IntensitySource             string  `json:"intensity_source,omitempty"`
+	Signal                      string  `json:"signal,omitempty"` // average | marginal
+	GCO2                        float64 `json:"gco2"`
+	BaselineGCO2                float64 `json:"baseline_gco2"`
+	SavedGCO2                   float64 `json:"saved_gco2"`
+	BaselineRegion              string  `json:"baseline_region,omitempty"`
+	BaselineIntensityGCO2PerKWh float64 `json:"baseline_intensity_gco2_per_kwh,omitempty"`
+	EmbodiedGCO2                float64 `json:"embodied_gco2,omitempty"`
+	// SCI is (E×I + M) per functional unit (ISO/IEC 21031).
+	SCI               float64 `json:"sci,omitempty"`
+	FunctionalUnit    string  `json:"functional_unit,omitempty"`
+	DurationS         float64 `json:"duration_s"`
+	GPUModel          string  `json:"gpu_model,omitempty"`
+	GPUUtilizationPct float64 `json:"gpu_utilization_pct,omitempty"`
+	GPUMemoryUsedMiB  float64 `json:"gpu_memory_used_mib,omitempty"`
+}

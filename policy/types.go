@@ -1,0 +1,195 @@
+package policy
+
+import (
+	"time"
+
+	"github.com/greenq/greenq/forecast"
+)
+
+// Job is what the planner needs to know about one pending job.
+type Job struct {
+	ID    string
+	Group string // sweep group; trials of one group are planned together
+	GPUs  int
+	// Duration is the expected run time.
+	Duration time.Duration
+	// PowerW is the expected draw per GPU in watts; 0 means Config.DefaultPowerW.
+	PowerW float64
+	// Earliest is when the job may start at the soonest (its submit time);
+	// the planner never starts a job before max(Earliest, Input.Now).
+	Earliest time.Time
+	Deadline time.Time
+	// Regions allowed; empty means every region.
+	Regions       []string
+	Interruptible bool
+	// MaxPriceUSDPerGPUHour excludes regions dearer than this; 0 means no cap.
+	MaxPriceUSDPerGPUHour float64
+	// Current is the job's plan from an earlier round, if any; a re-plan
+	// moves it only when the gain beats Config.Hysteresis.
+	Current *Assignment
+}
+
+// PriceSchedule is a region's GPU price: a base price with optional
+// time-of-use overrides by hour of day (UTC).
+type PriceSchedule struct {
+	USDPerGPUHour float64
+	TimeOfUse     []TimeOfUsePrice
+}
+
+// TimeOfUsePrice overrides the base price for hours [FromHour, ToHour) UTC;
+// FromHour > ToHour wraps past midnight.
+type TimeOfUsePrice struct {
+	FromHour, ToHour int
+	USDPerGPUHour    float64
+}
+
+// At returns the price per GPU-hour in force at t.
+func (p PriceSchedule) At(t time.Time) float64 {
+	h := t.UTC().Hour()
+	for _, tou := range p.TimeOfUse {
+		in := h >= tou.FromHour && h < tou.ToHour
+		if tou.FromHour > tou.ToHour {
+			in = h >= tou.FromHour || h < tou.ToHour
+		}
+		if in {
+			return tou.USDPerGPUHour
+		}
+	}
+	return p.USDPerGPUHour
+}
+
+// Usage is GPUs already taken in a region over [Start, End): jobs released
+// or running, which the planner does not move.
+type Usage struct {
+	Start, End time.Time
+	GPUs       int
+}
+
+// Region is one regional GPU pool.
+type Region struct {
+	Name string
+	// PUE multiplies IT energy into facility energy; 0 means 1.
+	PUE    float64
+	Price  PriceSchedule
+	Series forecast.Series
+	// Capacity is the pool's GPUs; 0 means unbounded (unknown).
+	Capacity int
+	// Busy lists capacity already committed.
+	Busy []Usage
+}
+
+// Config tunes the planner. The zero value is usable: WithDefaults fills it.
+type Config struct {
+	// Slot is the planning granularity. Default 15m; down to 1s.
+	Slot time.Duration
+	// SafetyMargin is kept between a plan's end and the deadline for release
+	// latency and duration misestimates. Default: max(2×Slot, 10% of the
+	// job's duration) capped by the slack the job has.
+	SafetyMargin time.Duration
+	// MinSegment is the shortest run segment of an interruptible job.
+	// Default 4×Slot.
+	MinSegment time.Duration
+	// CarbonPriceUSDPerTonne, when > 0, makes the objective
+	// cost + price × tCO2e; otherwise least emissions, cost breaking ties.
+	CarbonPriceUSDPerTonne float64
+	// Hysteresis is the fractional gain a re-plan needs to move a job off
+	// its current plan. Default 0.05.
+	Hysteresis float64
+	// DefaultPowerW is the per-GPU draw for jobs that give none. Default 300.
+	DefaultPowerW float64
+	// Alternatives is how many runner-up options each assignment keeps for
+	// explain. Default 5.
+	Alternatives int
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Slot <= 0 {
+		c.Slot = 15 * time.Minute
+	}
+	if c.MinSegment <= 0 {
+		c.MinSegment = 4 * c.Slot
+	}
+	if c.Hysteresis <= 0 {
+		c.Hysteresis = 0.05
+	}
+	if c.DefaultPowerW <= 0 {
+		c.DefaultPowerW = 300
+	}
+	if c.Alternatives <= 0 {
+		c.Alternatives = 5
+	}
+	return c
+}
+
+// Input is everything one planning round sees.
+type Input struct {
+	Now     time.Time
+	Jobs    []Job
+	Regions []Region
+	Config  Config
+}
+
+// Window is a half-open interval [Start, End).
+type Window struct {
+	Start, End time.Time
+}
+
+// Baseline is the run-now alternative: the job's first allowed region,
+// starting now.
+type Baseline struct {
+	Region          string
+	Start           time.Time
+	ExpectedGCO2    float64
+	ExpectedCostUSD float64
+}
+
+// Alternative is one option the planner weighed, for explain.
+type Alternative struct {
+	Region          string
+	Start           time.Time
+	ExpectedGCO2    float64
+	ExpectedCostUSD float64
+	// Rejected says why it lost ("more gCO2e", "over capacity", "past
+	// deadline", "over max price"); empty for the winner.
+	Rejected string
+}
+
+// Assignment is the plan for one job.
+type Assignment struct {
+	JobID  string
+	Region string
+	// Segments are the run windows, in order; one for a contiguous job.
+	Segments        []Window
+	ExpectedKWh     float64
+	ExpectedGCO2    float64
+	ExpectedCostUSD float64
+	Baseline        Baseline
+	// Urgent is set when no plan meets the deadline with margin: release now.
+	Urgent bool
+	// Reason is a sentence for people: "defer 14h to save 6% …".
+	Reason       string
+	Alternatives []Alternative
+}
+
+// Start returns the start of the first segment.
+func (a Assignment) Start() time.Time {
+	if len(a.Segments) == 0 {
+		return time.Time{}
+	}
+	return a.Segments[0].Start
+}
+
+// End returns the end of the last segment.
+func (a Assignment) End() time.Time {
+	if len(a.Segments) == 0 {
+		return time.Time{}
+	}
+	return a.Segments[len(a.Segments)-1].End
+}
+
+// Result is the outcome of one planning round: an assignment per input job,
+// in input order.
+type Result struct {
+	Assignments []Assignment
+}
