@@ -1,0 +1,52 @@
+package queue
+
+// This file fixes the surface other packages code against. Bodies marked
+// "unimplemented" are being written; signatures are the contract.
+
+import (
+	"context"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
+)
+
+// TaskTypeRun is the asynq task type of a released job; the payload is the
+// job id as JSON {"job_id": "..."}.
+const TaskTypeRun = "greenq:run"
+
+// RegionQueue returns the asynq queue name of a region ("region:<name>").
+func RegionQueue(region string) string { return "region:" + region }
+
+// ListOptions filters List. Zero fields match everything.
+type ListOptions struct {
+	State  greenq.State
+	Tenant string // "" = all tenants (admin)
+	Tags   map[string]string
+	Region string
+	Group  string
+	Limit  int    // default 100, max 1000
+	Cursor string // from the previous page; "" = first page
+}
+
+// WorkerInfo is a worker's heartbeat: who it is and what it offers.
+type WorkerInfo struct {
+	ID       string    `json:"id"`
+	Region   string    `json:"region"`
+	GPUs     int       `json:"gpus"`
+	Busy     int       `json:"busy"`
+	GPUModel string    `json:"gpu_model,omitempty"`
+	SeenAt   time.Time `json:"seen_at"`
+}
+
+// FinishRequest is what a worker reports when a job's process ends.
+type FinishRequest struct {
+	State    greenq.State // succeeded, failed or cancelled; planned when paused at a segment end
+	ExitCode int
+	Error    string
+	Segment  greenq.RunSegment
+	Receipt  *greenq.Receipt // nil when paused
+}
+
+var _ = context.Background
+var _ = forecast.Series{}
