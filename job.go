@@ -140,6 +140,18 @@ type Plan struct {
 	Urgent    bool      `json:"urgent,omitempty"`
 	Baseline  Baseline  `json:"baseline"`
 	PlannedAt time.Time `json:"planned_at"`
+	// Alternatives are runner-up options the planner weighed, for explain.
+	Alternatives []Alternative `json:"alternatives,omitempty"`
+}
+
+// Alternative is one option the planner weighed and why it lost.
+type Alternative struct {
+	Region          string    `json:"region"`
+	Start           time.Time `json:"start"`
+	ExpectedGCO2    float64   `json:"expected_gco2"`
+	ExpectedCostUSD float64   `json:"expected_cost_usd"`
+	// Rejected says why it lost; empty for the winner.
+	Rejected string `json:"rejected,omitempty"`
 }
 
 // Window is a half-open interval [Start, End).
