@@ -1,0 +1,390 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq"
+)
+
+// loadJobs reads the fixture: finished jobs with receipts whose
+// intensities are real hourly values (testdata/README.md).
+func loadJobs(t *testing.T) []*greenq.Job {
+	t.Helper()
+	b, err := os.ReadFile("testdata/jobs.json")
+	require.NoError(t, err)
+	var jobs []*greenq.Job
+	require.NoError(t, json.Unmarshal(b, &jobs))
+	return jobs
+}
+
+// expected holds totals computed straight from the receipts, by a route
+// independent of Build (no JobLine, no summarise).
+type expected struct {
+	jobs, receipts                                   int
+	gpuHours, kwh, gpu, cpu, ram, facility, embodied float64
+	cost, deferralS                                  float64
+	gco2, baseline, saved                            map[string]float64
+	signalJobs                                       map[string]int
+}
+
+func independent(jobs []*greenq.Job) expected {
+	e := expected{gco2: map[string]float64{}, baseline: map[string]float64{}, saved: map[string]float64{}, signalJobs: map[string]int{}}
+	for _, j := range jobs {
+		e.jobs++
+		rc := j.Receipt
+		if rc == nil {
+			continue
+		}
+		e.receipts++
+		e.gpuHours += float64(j.GPUs) * rc.DurationS / 3600
+		e.kwh += rc.EnergyKWh
+		e.gpu += rc.GPUEnergyKWh
+		e.cpu += rc.CPUEnergyKWh
+		e.ram += rc.RAMEnergyKWh
+		e.facility += rc.EnergyKWh * rc.PUE
+		e.embodied += rc.EmbodiedGCO2
+		e.cost += j.Plan.ExpectedCostUSD
+		e.deferralS += j.Run.StartedAt.Sub(j.SubmittedAt).Seconds()
+		e.gco2[rc.Signal] += rc.GCO2
+		e.baseline[rc.Signal] += rc.BaselineGCO2
+		e.saved[rc.Signal] += rc.SavedGCO2
+		e.signalJobs[rc.Signal]++
+	}
+	return e
+}
+
+// sameToUnit requires got to equal want to the unit and, beyond that, to
+// floating-point noise.
+func sameToUnit(t *testing.T, name string, want, got float64) {
+	t.Helper()
+	require.Equal(t, math.Round(want), math.Round(got), name)
+	require.InDelta(t, want, got, 1e-9*max(1, math.Abs(want)), name)
+}
+
+func TestBuildReproducesReceiptTotalsInJSON(t *testing.T) {
+	t.Parallel()
+	jobs := loadJobs(t)
+	want := independent(jobs)
+	var buf bytes.Buffer
+	require.NoError(t, Render(&buf, Build(jobs, Options{}), "json"))
+	var got Report
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
+	tot := got.Totals
+
+	require.Equal(t, want.jobs, tot.Jobs)
+	require.Equal(t, want.receipts, tot.Receipts)
+	require.Equal(t, map[greenq.State]int{"succeeded": 8, "failed": 1, "cancelled": 1, "expired": 1, "running": 1}, tot.JobsByState)
+	for _, c := range []struct {
+		name      string
+		want, got float64
+	}{
+		{"gpu_hours", want.gpuHours, tot.GPUHours.Value},
+		{"energy_kwh ×1000 (Wh)", want.kwh * 1000, tot.EnergyKWh.Value * 1000},
+		{"gpu_energy_kwh ×1000", want.gpu * 1000, tot.GPUEnergyKWh.Value * 1000},
+		{"cpu_energy_kwh ×1000", want.cpu * 1000, tot.CPUEnergyKWh.Value * 1000},
+		{"ram_energy_kwh ×1000", want.ram * 1000, tot.RAMEnergyKWh.Value * 1000},
+		{"facility_kwh ×1000", want.facility * 1000, tot.FacilityKWh.Value * 1000},
+		{"embodied_gco2", want.embodied, tot.EmbodiedGCO2.Value},
+		{"cost_usd ×100 (cents)", want.cost * 100, tot.CostUSD.Value * 100},
+		{"deferral_s", want.deferralS, tot.Deferral.TotalHours * 3600},
+		{"measured+estimated", want.kwh, tot.MeasuredKWh + tot.EstimatedKWh},
+	} {
+		sameToUnit(t, c.name, c.want, c.got)
+	}
+	require.Len(t, tot.Emissions, len(want.gco2), "one entry per signal, never summed")
+	for _, e := range tot.Emissions {
+		require.Equal(t, want.signalJobs[e.Signal], e.Jobs, e.Signal)
+		sameToUnit(t, "gco2 "+e.Signal, want.gco2[e.Signal], e.GCO2.Value)
+		sameToUnit(t, "baseline "+e.Signal, want.baseline[e.Signal], e.BaselineGCO2.Value)
+		sameToUnit(t, "saved "+e.Signal, want.saved[e.Signal], e.SavedGCO2.Value)
+		require.Equal(t, BasisCounterfactual, e.BaselineGCO2.Basis)
+		require.NotEmpty(t, e.GCO2.Sources, "emissions name their provider")
+	}
+	// How the figures were obtained travels with them.
+	require.Equal(t, BasisMixed, tot.EnergyKWh.Basis)
+	require.Equal(t, BasisEstimated, tot.RAMEnergyKWh.Basis)
+	require.Equal(t, BasisPlanned, tot.CostUSD.Basis)
+	require.Contains(t, tot.EnergyKWh.Sources, "gpu:nvml")
+	require.Contains(t, tot.EnergyKWh.Sources, "gpu:estimate")
+	require.Equal(t, []string{"electricitymaps:actual", "watttime:actual"}, tot.IntensitySources)
+	require.Equal(t, []string{"ca-on", "gb", "us-west"}, tot.Regions)
+	require.Equal(t, 8, tot.Deferral.DeferredJobs, "all but the inference job that started 30 s after submit")
+	require.Equal(t, 7, tot.Deferral.MovedJobs)
+	require.Len(t, got.Jobs, len(jobs))
+}
+
+func TestBreakdownsAddUpToTotals(t *testing.T) {
+	t.Parallel()
+	r := Build(loadJobs(t), Options{})
+	for name, groups := range map[string][]Summary{"region": r.ByRegion, "tenant": r.ByTenant, "month": r.ByMonth} {
+		var jobs, receipts int
+		var kwh, cost float64
+		gco2 := map[string]float64{}
+		for _, g := range groups {
+			jobs += g.Jobs
+			receipts += g.Receipts
+			kwh += g.EnergyKWh.Value
+			cost += g.CostUSD.Value
+			for _, e := range g.Emissions {
+				gco2[e.Signal] += e.GCO2.Value
+			}
+		}
+		require.Equal(t, r.Totals.Jobs, jobs, name)
+		require.Equal(t, r.Totals.Receipts, receipts, name)
+		require.InDelta(t, r.Totals.EnergyKWh.Value, kwh, 1e-9, name)
+		require.InDelta(t, r.Totals.CostUSD.Value, cost, 1e-9, name)
+		for _, e := range r.Totals.Emissions {
+			require.InDelta(t, e.GCO2.Value, gco2[e.Signal], 1e-9, name)
+		}
+	}
+	var gpuModelReceipts int
+	for _, g := range r.ByGPUModel {
+		gpuModelReceipts += g.Receipts
+	}
+	require.Equal(t, r.Totals.Receipts, gpuModelReceipts)
+	require.Equal(t, []string{"2023-01", "2023-02", "2023-06"}, keys(r.ByMonth))
+	require.Equal(t, []string{"paper=neurips-x", "team=nlp", "team=vision"}, keys(r.ByTag))
+}
+
+func keys(s []Summary) []string {
+	var out []string
+	for _, g := range s {
+		out = append(out, g.Key)
+	}
+	return out
+}
+
+func TestBuildIsDeterministic(t *testing.T) {
+	t.Parallel()
+	jobs := loadJobs(t)
+	render := func(js []*greenq.Job) string {
+		var buf bytes.Buffer
+		require.NoError(t, Render(&buf, Build(js, Options{}), "json"))
+		return buf.String()
+	}
+	want := render(jobs)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 5 {
+		shuffled := slices.Clone(jobs)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		require.Equal(t, want, render(shuffled))
+	}
+}
+
+func TestCSVReproducesReceiptTotals(t *testing.T) {
+	t.Parallel()
+	jobs := loadJobs(t)
+	want := independent(jobs)
+	var buf bytes.Buffer
+	require.NoError(t, Render(&buf, Build(jobs, Options{}), "csv"))
+	recs, err := csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, CSVHeader, recs[0])
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	f := func(rec []string, name string) float64 {
+		v, err := strconv.ParseFloat(rec[col[name]], 64)
+		require.NoError(t, err, name)
+		return v
+	}
+	var jobRows int
+	sum := map[string]float64{}
+	totals := map[string][]string{}
+	for _, rec := range recs[1:] {
+		if rec[col["id"]] == "TOTAL" {
+			totals[rec[col["signal"]]] = rec
+			continue
+		}
+		jobRows++
+		if rec[col["signal"]] != "" {
+			sum["energy_kwh"] += f(rec, "energy_kwh")
+		}
+	}
+	require.Equal(t, len(jobs), jobRows)
+	require.Len(t, totals, 2, "one TOTAL row per signal")
+	var kwh, cost, gpuHours, facility float64
+	for sg, rec := range totals {
+		sameToUnit(t, "gco2 "+sg, want.gco2[sg], f(rec, "gco2"))
+		sameToUnit(t, "baseline "+sg, want.baseline[sg], f(rec, "baseline_gco2"))
+		sameToUnit(t, "saved "+sg, want.saved[sg], f(rec, "saved_gco2"))
+		kwh += f(rec, "energy_kwh")
+		cost += f(rec, "cost_usd")
+		gpuHours += f(rec, "gpu_hours")
+		facility += f(rec, "facility_kwh")
+	}
+	// Energy, hours and cost do add across signals; emissions do not.
+	sameToUnit(t, "energy Wh", want.kwh*1000, kwh*1000)
+	sameToUnit(t, "energy Wh (job rows)", want.kwh*1000, sum["energy_kwh"]*1000)
+	sameToUnit(t, "facility Wh", want.facility*1000, facility*1000)
+	sameToUnit(t, "cost cents", want.cost*100, cost*100)
+	sameToUnit(t, "gpu hours", want.gpuHours, gpuHours)
+}
+
+func TestSelect(t *testing.T) {
+	t.Parallel()
+	jobs := loadJobs(t)
+	feb := time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)
+	mar := time.Date(2023, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want []string
+	}{
+		{"all", Options{}, []string{"j01", "j02", "j03", "j04", "j05", "j06", "j07", "j08", "j09", "j10", "j11", "j12"}},
+		{"tag", Options{Tags: map[string]string{"paper": "neurips-x"}}, []string{"j01", "j02", "j03", "j04", "j05", "j09", "j12"}},
+		{"two tags", Options{Tags: map[string]string{"paper": "neurips-x", "team": "vision"}}, nil},
+		{"tag and tenant", Options{Tags: map[string]string{"team": "nlp"}, Tenant: "carol"}, []string{"j11"}},
+		{"tenant", Options{Tenant: "bob"}, []string{"j06", "j07", "j08", "j10"}},
+		{"region ran in", Options{Region: "gb"}, []string{"j02", "j08", "j12"}},
+		{"group", Options{Group: "sw-1"}, []string{"j03", "j04", "j05"}},
+		{"february by run start, else submit", Options{From: feb, To: mar}, []string{"j06", "j07", "j08", "j10"}},
+		{"to is exclusive", Options{To: time.Date(2023, 1, 10, 10, 0, 0, 0, time.UTC)}, nil},
+		{"from is inclusive", Options{From: time.Date(2023, 6, 12, 4, 0, 0, 0, time.UTC)}, []string{"j12"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var got []string
+			for _, j := range Select(jobs, tc.o) {
+				got = append(got, j.ID)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		query     string
+		want      Options
+		wantField string
+	}{
+		{query: "", want: Options{}},
+		{query: "tag=paper=neurips-x&tag=team=vision&tenant=alice&region=gb&group=sw-1",
+			want: Options{Tags: map[string]string{"paper": "neurips-x", "team": "vision"}, Tenant: "alice", Region: "gb", Group: "sw-1"}},
+		{query: "tag=expr=a=b", want: Options{Tags: map[string]string{"expr": "a=b"}}},
+		{query: "from=2023-01-01T00:00:00Z&to=2023-02-01T01:00:00%2B01:00",
+			want: Options{From: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2023, 2, 1, 0, 0, 0, 0, time.UTC)}},
+		{query: "from=2023-01-01", want: Options{From: time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{query: "idle_below=35", want: Options{IdleBelowPct: 35}},
+		{query: "format=csv", want: Options{}},
+		{query: "tag=paper", wantField: "tag"},
+		{query: "tag==x", wantField: "tag"},
+		{query: "tag=a=1&tag=a=2", wantField: "tag"},
+		{query: "from=yesterday", wantField: "from"},
+		{query: "to=2023-13-01", wantField: "to"},
+		{query: "from=2023-02-01&to=2023-01-01", wantField: "to"},
+		{query: "from=2023-02-01&to=2023-02-01", wantField: "to"},
+		{query: "idle_below=0", wantField: "idle_below"},
+		{query: "idle_below=x", wantField: "idle_below"},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			t.Parallel()
+			q, err := url.ParseQuery(tc.query)
+			require.NoError(t, err)
+			got, err := ParseOptions(q)
+			if tc.wantField != "" {
+				var ge *greenq.Error
+				require.True(t, errors.As(err, &ge), "%v", err)
+				require.Equal(t, greenq.CodeInvalidArgument, ge.Code)
+				require.Equal(t, tc.wantField, ge.Field)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestIdleGPUsAreFlagged(t *testing.T) {
+	t.Parallel()
+	jobs := loadJobs(t)
+	for _, tc := range []struct {
+		name      string
+		idleBelow float64
+		wantJobs  []string
+	}{
+		{"default 20 %", 0, []string{"j06", "j08"}},
+		{"stricter 75 %", 75, []string{"j03", "j04", "j06", "j08", "j11"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := Build(jobs, Options{IdleBelowPct: tc.idleBelow})
+			u := r.Utilisation
+			require.Equal(t, tc.wantJobs, u.IdleJobs)
+			require.Equal(t, 7, u.SampledJobs)
+			require.Equal(t, 2, u.UnsampledJobs, "estimated-energy jobs have no utilisation")
+
+			// Idle GPU-hours and their energy per pool, from the receipts.
+			idleH, idleKWh := map[string]float64{}, map[string]float64{}
+			for _, j := range jobs {
+				rc := j.Receipt
+				if rc == nil || rc.GPUUtilizationPct == 0 {
+					continue
+				}
+				share := 1 - rc.GPUUtilizationPct/100
+				idleH[j.Run.Region] += float64(j.GPUs) * rc.DurationS / 3600 * share
+				idleKWh[j.Run.Region] += rc.GPUEnergyKWh * share
+			}
+			require.Len(t, u.Pools, len(idleH))
+			for i, p := range u.Pools {
+				require.InDelta(t, idleH[p.Region], p.IdleGPUHours, 1e-9, p.Region)
+				require.InDelta(t, idleKWh[p.Region], p.IdleKWh, 1e-9, p.Region)
+				if i > 0 {
+					require.GreaterOrEqual(t, u.Pools[i-1].IdleGPUHours, p.IdleGPUHours, "most idle first")
+				}
+			}
+			require.Equal(t, "ca-on", u.Pools[0].Region)
+		})
+	}
+}
+
+func TestRenderRejectsUnknownFormat(t *testing.T) {
+	t.Parallel()
+	err := Render(&bytes.Buffer{}, Report{}, "pdf")
+	var ge *greenq.Error
+	require.True(t, errors.As(err, &ge))
+	require.Equal(t, "format", ge.Field)
+}
+
+func TestEmptySelectionRendersEveryFormat(t *testing.T) {
+	t.Parallel()
+	r := Build(loadJobs(t), Options{Tenant: "nobody"})
+	require.Zero(t, r.Totals.Jobs)
+	for _, f := range Formats {
+		var buf bytes.Buffer
+		require.NoError(t, Render(&buf, r, f), f)
+		require.NotEmpty(t, buf.String(), f)
+	}
+}
+
+func TestSig(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "0"}, {1, "1.00"}, {12345, "12300"}, {0.0012345, "0.00123"}, {9.996, "10.0"},
+		{999.6, "1000"}, {-3.14159, "-3.14"}, {61.05, "61.0"}, {0.5, "0.500"},
+	} {
+		require.Equal(t, tc.want, sig(tc.in), "%v", tc.in)
+	}
+	require.Equal(t, "1.23 kgCO2e", mass(1234))
+	require.Equal(t, "724 Wh", energy(0.724))
+	require.Equal(t, "30.0 s", dur(30.0/3600))
+}
