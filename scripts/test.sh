@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 ensure_pkg redis-server redis-server redis-tools
 ensure_pkg redis-sentinel redis-sentinel || true
+ensure_pkg shellcheck shellcheck || true
 ensure_pkg chromium chromium || echo "chromium unavailable: browser tests will say so" >&2
 if ! /usr/bin/python3 -c 'import nbclient, ipykernel' 2>/dev/null; then
   ensure_pkg jupyter-nbconvert python3-nbclient python3-ipykernel jupyter-nbconvert || true

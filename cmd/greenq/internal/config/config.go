@@ -187,7 +187,13 @@ func Parse(r io.Reader) (Config, error) {
 	return c, nil
 }
 
+// applyEnv reads secrets that deployments keep out of the config file:
+// GREENQ_TOKENS (tenant:sha256[:admin],…), GREENQ_WATTTIME_PASSWORD and
+// GREENQ_ELECTRICITYMAPS_TOKEN.
 func (c *Config) applyEnv() {
+	if v := os.Getenv("GREENQ_TOKENS"); v != "" {
+		c.Tokens = append(c.Tokens, parseTokens(v)...)
+	}
 	if v := os.Getenv("GREENQ_WATTTIME_PASSWORD"); v != "" {
 		c.Providers.WattTime.Password = v
 	}
@@ -302,6 +308,26 @@ func (c Config) RegionNames() []string {
 	out := make([]string, len(c.Regions))
 	for i, r := range c.Regions {
 		out[i] = r.Name
+	}
+	return out
+}
+
+// parseTokens reads tenant:sha256[:admin] entries separated by commas.
+// Malformed entries are kept as they are so Validate names them.
+func parseTokens(v string) []Token {
+	var out []Token
+	for _, e := range strings.Split(v, ",") {
+		e = strings.TrimSpace(e)
+		if e == "" {
+			continue
+		}
+		parts := strings.Split(e, ":")
+		t := Token{Tenant: parts[0]}
+		if len(parts) > 1 {
+			t.SHA256 = parts[1]
+		}
+		t.Admin = len(parts) > 2 && parts[2] == "admin"
+		out = append(out, t)
 	}
 	return out
 }

@@ -94,3 +94,20 @@ func FuzzParse(f *testing.F) {
 		_ = c.Validate() // must not panic
 	})
 }
+
+func TestTokensFromEnv(t *testing.T) {
+	t.Setenv("GREENQ_TOKENS", "alice:2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90, ops:2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90:admin")
+	c, err := Load("")
+	require.NoError(t, err)
+	require.Equal(t, []Token{
+		{Tenant: "alice", SHA256: "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90"},
+		{Tenant: "ops", SHA256: "2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90", Admin: true},
+	}, c.Tokens)
+	t.Setenv("GREENQ_TOKENS", "bob")
+	c, err = Load("")
+	require.NoError(t, err)
+	c.Regions = []greenq.Region{{Name: "a", Zone: "SE", Provider: "file", PUE: 1}}
+	var ge *greenq.Error
+	require.ErrorAs(t, c.Validate(), &ge)
+	require.Equal(t, "tokens[0].sha256", ge.Field)
+}
