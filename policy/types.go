@@ -22,7 +22,8 @@ type Job struct {
 	// Regions allowed; empty means every region.
 	Regions       []string
 	Interruptible bool
-	// MaxPriceUSDPerGPUHour excludes regions dearer than this; 0 means no cap.
+	// MaxPriceUSDPerGPUHour excludes every region-slot whose price (time of
+	// use included) is above it; 0 means no cap.
 	MaxPriceUSDPerGPUHour float64
 	// Current is the job's plan from an earlier round, if any; a re-plan
 	// moves it only when the gain beats Config.Hysteresis.
@@ -84,7 +85,9 @@ type Config struct {
 	Slot time.Duration
 	// SafetyMargin is kept between a plan's end and the deadline for release
 	// latency and duration misestimates. Default: max(2×Slot, 10% of the
-	// job's duration) capped by the slack the job has.
+	// job's duration), capped at half the job's slack (the time between its
+	// earliest start and its deadline, less its duration). A job that fits
+	// only without the margin is still planned to finish by its deadline.
 	SafetyMargin time.Duration
 	// MinSegment is the shortest run segment of an interruptible job.
 	// Default 4×Slot.
@@ -98,8 +101,16 @@ type Config struct {
 	// DefaultPowerW is the per-GPU draw for jobs that give none. Default 300.
 	DefaultPowerW float64
 	// Alternatives is how many runner-up options each assignment keeps for
-	// explain. Default 5.
+	// explain, besides the winner. Default 5.
 	Alternatives int
+	// Horizon bounds how far ahead of now a run may start; jobs whose
+	// deadline lies further out are planned inside it and re-planned later.
+	// Default 7 days. Whatever it says, a round considers at most 65 536
+	// start slots.
+	Horizon time.Duration
+	// Passes bounds the improvement passes over jobs when some region has a
+	// capacity limit (see Plan). Default 3.
+	Passes int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -118,6 +129,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Alternatives <= 0 {
 		c.Alternatives = 5
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = 7 * 24 * time.Hour
+	}
+	if c.Passes <= 0 {
+		c.Passes = 3
 	}
 	return c
 }
@@ -165,8 +182,11 @@ type Assignment struct {
 	ExpectedGCO2    float64
 	ExpectedCostUSD float64
 	Baseline        Baseline
-	// Urgent is set when no plan meets the deadline with margin: release now.
+	// Urgent is set when no plan finishes by the deadline: release now.
 	Urgent bool
+	// Kept is set when the job stays on Job.Current because no move gained
+	// more than Config.Hysteresis.
+	Kept bool
 	// Reason is a sentence for people: "defer 14h to save 6% …".
 	Reason       string
 	Alternatives []Alternative
@@ -192,4 +212,18 @@ func (a Assignment) End() time.Time {
 // in input order.
 type Result struct {
 	Assignments []Assignment
+}
+
+// ReleaseAt is the release rule the server and the back-test share: an urgent
+// job is released at now; any other at the start of its first segment, or at
+// now if that start has passed. A job with no segments is released at now.
+// A caller releases a job once ReleaseAt(a, now) is not after now.
+func ReleaseAt(a Assignment, now time.Time) time.Time {
+	if a.Urgent || len(a.Segments) == 0 {
+		return now
+	}
+	if s := a.Segments[0].Start; s.After(now) {
+		return s
+	}
+	return now
 }

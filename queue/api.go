@@ -1,14 +1,11 @@
 package queue
 
-// This file fixes the surface other packages code against. Bodies marked
-// "unimplemented" are being written; signatures are the contract.
+// This file holds the types other packages code against.
 
 import (
-	"context"
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/forecast"
 )
 
 // TaskTypeRun is the asynq task type of a released job; the payload is the
@@ -48,5 +45,7 @@ type FinishRequest struct {
 	Receipt  *greenq.Receipt // nil when paused
 }
 
-var _ = context.Background
-var _ = forecast.Series{}
+// RunPayload is the JSON payload of a TaskTypeRun task.
+type RunPayload struct {
+	JobID string `json:"job_id"`
+}

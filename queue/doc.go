@@ -1,8 +1,55 @@
 // Package queue is greenq's Redis layer: job records and their state
 // machine, idempotent submit, cancel, logs, the normalised forecast series
-// shared by server replicas, worker heartbeats (live capacity), the leader
-// lease, the re-planner that feeds package policy, and the release loop that
-// moves each planned job onto its region's asynq queue when its window opens.
+// shared by server replicas, worker heartbeats (live capacity), run
+// measurements, the leader lease, the re-planner that feeds package policy,
+// and the release loop that moves each planned job onto its region's asynq
+// queue when its window opens.
 //
-// Every key of one job shares a Redis Cluster hash slot ({id} hash tags).
+// # Records and atomicity
+//
+// A job is a hash holding its JSON (greenq.Job) plus a version for
+// compare-and-set, its release counter and a release-in-progress flag.
+// Indexes are sorted sets: every job, per tenant, per sweep group, per
+// state (all by id, which sorts by creation time), the release schedule
+// (planned start) and the deadline schedule (pending and planned jobs).
+// Every change is one Lua script that checks the version (and, for the
+// leader's writes, the fencing token), writes the record and moves its
+// index entries, so no reader ever sees a job half-written and a failed
+// submit (bad input, or Redis out of memory: CodeUnavailable) stores
+// nothing. Transitions follow greenq.CanTransition; one that is not allowed
+// is a *greenq.Error with CodeConflict.
+//
+// All keys of records, indexes, schedules, heartbeats, series and the lease
+// share one hash tag, {prefix}, so those scripts run on Redis Cluster
+// (which refuses scripts spanning slots) as on a single server or Sentinel.
+// Each job's log, the bulky part, is keyed by the job's own tag ({id}) and
+// so spreads over the cluster; logs are never written together with a
+// record.
+//
+// # Planning and release
+//
+// Planner.PlanOnce reads the pending and planned jobs, each region's
+// series, live capacity and the GPUs held by released and running jobs,
+// calls policy.Plan and stores the plans (SetPlans), never touching a job
+// that is released or being released. Planner.Run repeats that on a cron
+// schedule and whenever triggered; submissions and new forecasts on any
+// replica trigger it through Redis pub/sub.
+//
+// Releaser.Run sleeps until the earliest planned start (or an urgent plan)
+// and releases each due job: it claims a release number (idempotently),
+// enqueues asynq task TaskTypeRun on RegionQueue(region) with task id
+// "<job id>:<release number>", then marks the job released. A crash between
+// the two steps leaves the claim in place, and the next round enqueues the
+// same task id (asynq refuses the duplicate) and marks it; two loops racing
+// enqueue one task. asynq's own scheduling (ProcessAt) is not used: its
+// forwarder polls every 5 s and rounds to whole seconds, so it could start
+// a task late or early. A job is never released before its planned start;
+// jobs past their deadline without a start become expired.
+//
+// # Several replicas
+//
+// Run the planner and release loop under a Lease: only the leader runs
+// them, and the context it hands over carries a fencing token that every
+// planner and release write checks, so a leader that lost the lease
+// without noticing cannot release or re-plan anything.
 package queue

@@ -1,18 +1,34 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/cmd/greenq/internal/stack"
+	"github.com/greenq/greenq/worker"
 )
 
 func newServer(g *globals) *cobra.Command {
 	var listen string
 	cmd := &cobra.Command{
-		Use:     "server",
-		Short:   "Run the API, planner, release loop and forecast refresh",
+		Use:   "server",
+		Short: "Run the API, planner, release loop and forecast refresh",
+		Long: `Run greenq's server. Every replica serves the API; the one holding the
+Redis leader lease also plans, releases jobs and refreshes forecasts.`,
 		Example: "  greenq server --config greenq.yaml\n  greenq server --listen 0.0.0.0:8080 --redis redis://redis:6379/0",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef("server: not wired yet")
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			srv := &stack.Server{Config: cfg, Logger: g.logger("server")}
+			return srv.Run(cmd.Context())
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "API address (default from config, else 127.0.0.1:8080)")
@@ -20,38 +36,75 @@ func newServer(g *globals) *cobra.Command {
 }
 
 func newWorker(g *globals) *cobra.Command {
+	var (
+		wc            worker.Config
+		metricsListen string
+	)
 	cmd := &cobra.Command{
-		Use:     "worker --region R",
-		Short:   "Run jobs released to one region on this machine's GPUs",
-		Example: "  greenq worker --region eu-north --gpus 8",
+		Use:   "worker --region R",
+		Short: "Run jobs released to one region on this machine's GPUs",
+		Long: `Run jobs released to region R. The worker measures each job's GPU energy
+with NVML (an estimate where no driver is present) and leaves a carbon
+receipt on the job. SIGTERM stops taking jobs, lets running ones finish
+within --grace and pauses interruptible ones at a checkpoint.`,
+		Example: "  greenq worker --region eu-north --gpus 8\n  greenq worker --region us-west --gpus 1 --metrics-listen :9090",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef("worker: not wired yet")
+			if wc.Region == "" {
+				return greenq.Invalid("region", "is required: the region whose queue this worker serves")
+			}
+			if wc.GPUs < 1 {
+				return greenq.Invalid("gpus", "must be at least 1, got %d", wc.GPUs)
+			}
+			if wc.Concurrency < 0 {
+				return greenq.Invalid("concurrency", "must not be negative")
+			}
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			w := &stack.Worker{Config: cfg, Worker: wc, MetricsListen: metricsListen, Logger: g.logger("worker")}
+			return w.Run(cmd.Context())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVar(&wc.Region, "region", "", "region whose queue to serve (required)")
+	f.IntVar(&wc.GPUs, "gpus", 1, "GPUs this machine offers (CUDA indices 0..N-1)")
+	f.IntVar(&wc.Concurrency, "concurrency", 0, "most jobs at once (default: --gpus)")
+	f.DurationVar(&wc.Grace, "grace", 30*time.Second, "on SIGTERM: time for running jobs to finish or checkpoint")
+	f.StringVar(&wc.ID, "id", "", "worker name in heartbeats and receipts (default hostname-pid)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
+	addRunAs(f, &wc)
 	return cmd
 }
 
 func newDev(g *globals) *cobra.Command {
+	var listen string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole stack in one process, with demo regions",
-		Args:  cobra.NoArgs,
+		Long: `Run the API, planner, release loop and one worker per region in one
+process, on an embedded Redis unless --redis names one. Without --config the
+regions are demo regions replaying real 2024 carbon history onto today's
+dates (labelled file:replay in their source).`,
+		Example: "  greenq dev\n  greenq dev --redis redis://127.0.0.1:6379/0 --listen 127.0.0.1:9000",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef("dev: not wired yet")
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			embedded := g.env("GREENQ_REDIS_URL", g.redisURL) == "" && len(cfg.RedisCluster) == 0 && cfg.RedisSentinel == nil
+			if g.env("GREENQ_CONFIG", g.configPath) != "" && cfg.Redis != "" && cfg.Redis != "redis://127.0.0.1:6379/0" {
+				embedded = false
+			}
+			d := &stack.Dev{Config: cfg, EmbeddedRedis: embedded, Logger: g.logger("dev"), Out: g.stdout}
+			return d.Run(cmd.Context())
 		},
 	}
-	return cmd
-}
-
-func newSimulate(g *globals) *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "simulate",
-		Short: "Back-test greenq on real carbon history and a workload",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usagef("simulate: not wired yet")
-		},
-	}
+	cmd.Flags().StringVar(&listen, "listen", "", "API address (default 127.0.0.1:8080)")
 	return cmd
 }

@@ -1,0 +1,87 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/cmd/greenq/internal/config"
+	"github.com/greenq/greenq/queue"
+	"github.com/greenq/greenq/worker"
+)
+
+// Worker is a worker process: it serves one region's queue with this
+// machine's GPUs and, when MetricsListen is set, /metrics.
+type Worker struct {
+	Config        config.Config
+	Worker        worker.Config
+	MetricsListen string
+	Logger        *slog.Logger
+	Registry      *prometheus.Registry
+}
+
+// Run serves until ctx ends, then stops gracefully (see worker.Worker.Run).
+func (w *Worker) Run(ctx context.Context) error {
+	if w.Worker.Region == "" {
+		return greenq.Invalid("region", "is required: the region whose queue this worker serves")
+	}
+	known := false
+	for _, r := range w.Config.Regions {
+		known = known || r.Name == w.Worker.Region
+	}
+	if len(w.Config.Regions) > 0 && !known {
+		return greenq.Invalid("region", "%q is not in the config's regions (%v)", w.Worker.Region, w.Config.RegionNames())
+	}
+	rdb, aopt, err := Connect(w.Config)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	store, err := queue.NewStore(rdb, queue.Config{Regions: w.Config.Regions, Logger: w.Logger})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	if w.Registry == nil {
+		w.Registry = newRegistry()
+	}
+	wc := w.Worker
+	wc.Logger, wc.Registerer = w.Logger, w.Registry
+	if wc.PUE == nil {
+		wc.PUE = map[string]float64{}
+		for _, r := range w.Config.Regions {
+			wc.PUE[r.Name] = r.PUE
+		}
+	}
+	if wc.DefaultPowerW == 0 {
+		wc.DefaultPowerW = w.Config.Worker.PowerW
+	}
+	if wc.EmbodiedGCO2PerGPUHour == 0 {
+		wc.EmbodiedGCO2PerGPUHour = w.Config.Worker.EmbodiedGCO2PerGPUHour
+	}
+	wk, err := worker.New(wc, store, aopt)
+	if err != nil {
+		return err
+	}
+	if w.MetricsListen != "" {
+		ln, err := net.Listen("tcp", w.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("listen on %s: %w", w.MetricsListen, err)
+		}
+		srv := &http.Server{Handler: promhttp.HandlerFor(w.Registry, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				w.Logger.Error("serve metrics", "err", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	return wk.Run(ctx)
+}

@@ -1,0 +1,114 @@
+package forecast_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq/forecast"
+)
+
+var t0 = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// hourly builds n hourly points from t0 with value f(i).
+func hourly(n int, f func(i int) float64) forecast.Series {
+	s := forecast.Series{Region: "r", Zone: "Z", Signal: forecast.SignalAverage}
+	for i := 0; i < n; i++ {
+		t := t0.Add(time.Duration(i) * time.Hour)
+		s.Points = append(s.Points, forecast.Point{Start: t, End: t.Add(time.Hour), GCO2PerKWh: f(i), Kind: forecast.KindActual})
+	}
+	return s
+}
+
+func TestForecasterUsesOnlyThePast(t *testing.T) {
+	t.Parallel()
+	cycle := func(i int) float64 { return 200 + 50*math.Sin(float64(i%24)/24*2*math.Pi) }
+	hist := hourly(30*24, cycle)
+	from := t0.Add(20 * 24 * time.Hour)
+	future := hourly(30*24, func(i int) float64 {
+		if t0.Add(time.Duration(i) * time.Hour).Before(from) {
+			return cycle(i)
+		}
+		return 9999
+	})
+	for _, m := range []forecast.Method{forecast.MethodProfile, forecast.MethodSeasonalDay, forecast.MethodSeasonalWeek} {
+		f := forecast.Forecaster{Method: m}
+		a := f.Forecast(hist, from, 72*time.Hour)
+		b := f.Forecast(future, from, 72*time.Hour)
+		require.Equal(t, a, b, "method %s read the future", m)
+		require.Len(t, a.Points, 72)
+		require.NoError(t, a.Validate())
+		require.Equal(t, forecast.KindEstimate, a.Points[0].Kind)
+		// A pure daily cycle is forecast exactly.
+		for i, p := range a.Points {
+			require.InDelta(t, cycle(20*24+i), p.GCO2PerKWh, 1e-6, "method %s lead %d", m, i)
+		}
+	}
+}
+
+func TestForecasterEdgeCases(t *testing.T) {
+	t.Parallel()
+	f := forecast.Forecaster{}
+	empty := f.Forecast(forecast.Series{Signal: forecast.SignalMarginal}, t0, time.Hour)
+	require.Empty(t, empty.Points)
+	require.Equal(t, forecast.SignalMarginal, empty.Signal)
+	// Two hours of history: falls back to the level, never negative.
+	short := f.Forecast(hourly(2, func(i int) float64 { return float64(10 * i) }), t0.Add(2*time.Hour), 48*time.Hour)
+	require.Len(t, short.Points, 48)
+	for _, p := range short.Points {
+		require.GreaterOrEqual(t, p.GCO2PerKWh, 0.0)
+	}
+}
+
+func TestBuildPoints(t *testing.T) {
+	t.Parallel()
+	at := func(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+	pts, err := forecast.BuildPoints([]forecast.Sample{
+		{Start: at(60), Value: 2},
+		{Start: at(0), Value: 1, Kind: forecast.KindActual},
+		{Start: at(60), Value: 99}, // repeated start: the first given wins
+		{Start: at(120), Value: 3, Duration: 30 * time.Minute},
+		{Start: at(600), Value: 4}, // after a gap: median step, not the gap
+	}, time.Hour)
+	require.NoError(t, err)
+	require.Equal(t, []forecast.Point{
+		{Start: at(0), End: at(60), GCO2PerKWh: 1, Kind: forecast.KindActual},
+		{Start: at(60), End: at(120), GCO2PerKWh: 2, Kind: forecast.KindForecast},
+		{Start: at(120), End: at(150), GCO2PerKWh: 3, Kind: forecast.KindForecast},
+		{Start: at(600), End: at(660), GCO2PerKWh: 4, Kind: forecast.KindForecast},
+	}, pts)
+	for _, bad := range []float64{math.NaN(), math.Inf(1), -1} {
+		_, err := forecast.BuildPoints([]forecast.Sample{{Start: t0, Value: bad}}, 0)
+		require.ErrorIs(t, err, forecast.ErrBadPayload)
+	}
+}
+
+func TestSplice(t *testing.T) {
+	t.Parallel()
+	base := hourly(3, func(int) float64 { return 1 })
+	ext := hourly(6, func(int) float64 { return 2 })
+	out := forecast.Splice(base, ext.Points)
+	require.Len(t, out.Points, 6)
+	require.Equal(t, 1.0, out.Points[2].GCO2PerKWh)
+	require.Equal(t, 2.0, out.Points[3].GCO2PerKWh)
+	require.Len(t, base.Points, 3, "base untouched")
+}
+
+func TestEvaluateMAE(t *testing.T) {
+	t.Parallel()
+	actual := hourly(10*24, func(i int) float64 { return float64(i % 24) })
+	plus := func(h forecast.Series, from time.Time, horizon time.Duration) forecast.Series {
+		s := forecast.Forecaster{Method: forecast.MethodSeasonalDay}.Forecast(h, from, horizon)
+		for i := range s.Points {
+			s.Points[i].GCO2PerKWh += 2
+		}
+		return s
+	}
+	r := forecast.EvaluateMAE(actual, plus, []time.Time{t0.Add(5 * 24 * time.Hour), t0.Add(6 * 24 * time.Hour)}, 24)
+	require.Equal(t, 2, r.N[0])
+	require.InDelta(t, 2, r.At(1), 1e-9)
+	require.InDelta(t, 2, r.Avg(24), 1e-9)
+	require.True(t, math.IsNaN(r.At(25)))
+}

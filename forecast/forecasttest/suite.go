@@ -1,0 +1,204 @@
+package forecasttest
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq/forecast"
+)
+
+// Fixture describes one provider's good and empty answers and what a fetch
+// over them must return.
+type Fixture struct {
+	// Zone, From and To are passed to Fetch.
+	Zone     string
+	From, To time.Time
+	// OK maps URL paths to the bodies of a good answer; the longest path
+	// prefix matching a request wins. A path with no match answers 404.
+	OK map[string]string
+	// Empty is like OK, but the data paths answer with no points, in the
+	// provider's own shape.
+	Empty map[string]string
+	// Keep lists path prefixes (e.g. "/login") that keep answering from OK
+	// while the suite breaks every other path.
+	Keep []string
+	// Signal is the signal the series must carry.
+	Signal forecast.Signal
+	// MinPoints is the fewest points the good answer must yield.
+	MinPoints int
+	// Values are points the series must contain: value within 0.5% at start.
+	Values map[time.Time]float64
+	// Check, when set, inspects every request and returns a complaint ("" when
+	// the request is fine), e.g. a missing auth header.
+	Check func(r *http.Request) string
+}
+
+type response struct {
+	status int
+	body   string
+	header map[string]string
+}
+
+// server answers from routes; mu guards routes so cases can swap them.
+type server struct {
+	t      *testing.T
+	fx     Fixture
+	mu     sync.Mutex
+	broken func(path string) (response, bool)
+	routes map[string]string
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.fx.Check != nil {
+		if msg := s.fx.Check(r); msg != "" {
+			s.t.Errorf("request %s: %s", r.URL, msg)
+		}
+	}
+	s.mu.Lock()
+	broken, routes := s.broken, s.routes
+	s.mu.Unlock()
+	if broken != nil && !s.kept(r.URL.Path) {
+		if resp, ok := broken(r.URL.Path); ok {
+			for k, v := range resp.header {
+				w.Header().Set(k, v)
+			}
+			w.WriteHeader(resp.status)
+			_, _ = w.Write([]byte(resp.body))
+			return
+		}
+	}
+	best := ""
+	for p := range routes {
+		if strings.HasPrefix(r.URL.Path, p) && len(p) > len(best) {
+			best = p
+		}
+	}
+	if best == "" {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(routes[best]))
+}
+
+func (s *server) kept(path string) bool {
+	for _, k := range s.fx.Keep {
+		if strings.HasPrefix(path, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// RunProviderSuite runs the conformance cases against the provider that
+// newProvider points at a test server's base URL. Each case gets a fresh
+// provider and server, so caches (tokens, series) do not leak across cases.
+func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Provider, fx Fixture) {
+	t.Helper()
+	cases := []struct {
+		name   string
+		routes map[string]string
+		broken func(string) (response, bool)
+		ctx    func() context.Context
+		check  func(t *testing.T, s forecast.Series, err error)
+	}{
+		{name: "good answer", routes: fx.OK, check: func(t *testing.T, s forecast.Series, err error) {
+			require.NoError(t, err)
+			CheckSeries(t, s, fx.Signal)
+			require.GreaterOrEqual(t, len(s.Points), fx.MinPoints, "points")
+			for at, want := range fx.Values {
+				p, ok := s.At(at)
+				require.True(t, ok, "no point covers %s", at)
+				require.True(t, p.Start.Equal(at), "point covering %s starts at %s", at, p.Start)
+				require.InEpsilon(t, want, p.GCO2PerKWh+1e-9, 0.005, "value at %s", at)
+			}
+		}},
+		{name: "server error", routes: fx.OK, broken: always(response{status: 503, body: "upstream down"}), check: func(t *testing.T, _ forecast.Series, err error) {
+			var se *forecast.StatusError
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, 503, se.Code)
+		}},
+		{name: "rate limited", routes: fx.OK, broken: always(response{status: 429, body: `{"error":"slow down"}`, header: map[string]string{"Retry-After": "7"}}), check: func(t *testing.T, _ forecast.Series, err error) {
+			var rl *forecast.RateLimitError
+			require.ErrorAs(t, err, &rl)
+			require.Equal(t, 7*time.Second, rl.RetryAfter)
+		}},
+		{name: "garbage", routes: fx.OK, broken: always(response{status: 200, body: `{"data": [1, 2, {`}), check: func(t *testing.T, _ forecast.Series, err error) {
+			require.ErrorIs(t, err, forecast.ErrBadPayload)
+		}},
+		{name: "html", routes: fx.OK, broken: always(response{status: 200, body: `<html>maintenance</html>`}), check: func(t *testing.T, _ forecast.Series, err error) {
+			require.ErrorIs(t, err, forecast.ErrBadPayload)
+		}},
+		{name: "empty object", routes: fx.OK, broken: always(response{status: 200, body: `{}`}), check: failsAsData},
+		{name: "null", routes: fx.OK, broken: always(response{status: 200, body: `null`}), check: failsAsData},
+		{name: "empty data", routes: fx.Empty, check: func(t *testing.T, _ forecast.Series, err error) {
+			require.ErrorIs(t, err, forecast.ErrNoData)
+		}},
+		{name: "cancelled", routes: fx.OK, ctx: func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, check: func(t *testing.T, _ forecast.Series, err error) {
+			require.ErrorIs(t, err, context.Canceled)
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := &server{t: t, fx: fx, routes: tc.routes, broken: tc.broken}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			p := newProvider(ts.URL)
+			ctx := context.Background()
+			if tc.ctx != nil {
+				ctx = tc.ctx()
+			}
+			s, err := p.Fetch(ctx, fx.Zone, fx.From, fx.To)
+			if err == nil && tc.name != "good answer" {
+				t.Fatalf("fetch succeeded with %d points; want an error", len(s.Points))
+			}
+			tc.check(t, s, err)
+		})
+	}
+}
+
+func always(r response) func(string) (response, bool) {
+	return func(string) (response, bool) { return r, true }
+}
+
+// failsAsData requires an error that says the payload was empty or unusable.
+func failsAsData(t *testing.T, _ forecast.Series, err error) {
+	t.Helper()
+	require.Error(t, err)
+	require.True(t, errors.Is(err, forecast.ErrNoData) || errors.Is(err, forecast.ErrBadPayload), "error %v is neither ErrNoData nor ErrBadPayload", err)
+}
+
+// CheckSeries requires the invariants every provider's series keeps: valid
+// (sorted, non-overlapping, finite, ≥ 0), the given signal, a source, at
+// least one point, known kinds, and not all zeros.
+func CheckSeries(t *testing.T, s forecast.Series, signal forecast.Signal) {
+	t.Helper()
+	require.NoError(t, s.Validate())
+	require.Equal(t, signal, s.Signal, "signal")
+	require.NotEmpty(t, s.Source, "source")
+	require.NotEmpty(t, s.Points, "points")
+	nonzero := false
+	for _, p := range s.Points {
+		require.False(t, math.IsNaN(p.GCO2PerKWh))
+		require.Contains(t, []forecast.PointKind{forecast.KindActual, forecast.KindForecast, forecast.KindEstimate}, p.Kind)
+		require.Equal(t, time.UTC, p.Start.Location(), "point times are UTC")
+		if p.GCO2PerKWh != 0 {
+			nonzero = true
+		}
+	}
+	require.True(t, nonzero, "every value is zero")
+}

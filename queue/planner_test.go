@@ -1,0 +1,120 @@
+package queue
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/policy"
+	"github.com/stretchr/testify/require"
+)
+
+// hourly returns a series of region over [t0, t0+24h) at base, with the
+// hours in dip at low.
+func hourly(region string, base, low float64, dip ...int) forecast.Series {
+	s := forecast.Series{Region: region, Zone: "Z", Source: "test", Signal: forecast.SignalAverage, IssuedAt: t0}
+	for h := range 24 {
+		v := base
+		for _, d := range dip {
+			if h == d {
+				v = low
+			}
+		}
+		st := t0.Add(time.Duration(h) * time.Hour)
+		s.Points = append(s.Points, forecast.Point{Start: st, End: st.Add(time.Hour), GCO2PerKWh: v, Kind: forecast.KindForecast})
+	}
+	return s
+}
+
+func TestPlannerRound(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a, c := b.regions[0], b.regions[1]
+	require.NoError(t, b.s.PutSeries(ctx, hourly(a, 300, 300)))
+	require.NoError(t, b.s.PutSeries(ctx, hourly(c, 300, 40, 3, 4)))
+	got, err := b.s.Series(ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, 40.0, got.Points[3].GCO2PerKWh)
+	_, err = b.s.Series(ctx, "nowhere")
+	require.ErrorIs(t, err, greenq.ErrNotFound)
+
+	free := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	only := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{a} })
+	urgent := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "50m"; r.DurationEstimateS = 0 })
+	held := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	b.plan(t, held.ID, a, t0.Add(time.Hour), false)
+	b.force(t, held.ID, greenq.StateReleased)
+
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	require.NoError(t, err)
+	res, err := p.PlanOnce(ctx)
+	require.NoError(t, err)
+	require.Len(t, res.Assignments, 3, "released jobs are not planned")
+
+	j, err := b.s.Get(ctx, "", free.ID)
+	require.NoError(t, err)
+	require.Equal(t, greenq.StatePlanned, j.State)
+	require.Equal(t, c, j.Plan.Region, "the cleaner region")
+	require.False(t, j.Plan.Start.Before(t0.Add(3*time.Hour)), "inside the clean window: %s", j.Plan.Start)
+	require.False(t, j.Plan.End.After(t0.Add(5*time.Hour)), "inside the clean window: %s", j.Plan.End)
+	require.Equal(t, t0, j.Plan.PlannedAt)
+	require.NotEmpty(t, j.Plan.Reason)
+	require.Greater(t, j.Plan.Baseline.ExpectedGCO2, j.Plan.ExpectedGCO2)
+
+	j, err = b.s.Get(ctx, "", only.ID)
+	require.NoError(t, err)
+	require.Equal(t, a, j.Plan.Region, "a job allowed one region stays there")
+
+	j, err = b.s.Get(ctx, "", urgent.ID)
+	require.NoError(t, err)
+	require.True(t, j.Plan.Urgent, "an hour's default estimate cannot wait for a 50m deadline")
+
+	j, err = b.s.Get(ctx, "", held.ID)
+	require.NoError(t, err)
+	require.Equal(t, greenq.StateReleased, j.State)
+	require.Equal(t, a, j.Plan.Region, "a released job is never moved")
+	require.Equal(t, t0.Add(time.Hour), j.Plan.Start)
+
+	// A second round with nothing new changes nothing.
+	n, err := b.s.SetPlans(ctx, map[string]greenq.Plan{free.ID: *mustGet(t, b, free.ID).Plan})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func mustGet(t *testing.T, b *bundle, id string) *greenq.Job {
+	t.Helper()
+	j, err := b.s.Get(context.Background(), "", id)
+	require.NoError(t, err)
+	return j
+}
+
+func TestPlannerRunsOnSubmit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Replan: "@every 1h", Coalesce: time.Millisecond})
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	// Submits on this or another replica wake the planner through Redis.
+	var j *greenq.Job
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if j == nil {
+			j = b.submit(t, "alice")
+		}
+		got := mustGet(t, b, j.ID)
+		if got.State == greenq.StatePlanned {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "job was not planned")
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.Trigger()
+	cancel()
+	require.NoError(t, <-done)
+}

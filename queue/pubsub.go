@@ -1,0 +1,91 @@
+package queue
+
+import (
+	"context"
+	"time"
+)
+
+// Wake messages on the wake channel.
+const (
+	wakePlan    = "plan"    // jobs or forecasts changed: re-plan
+	wakeRelease = "release" // plans changed: the release loop re-reads its schedule
+)
+
+// wake tells the planner and release loop of every replica that something
+// changed. It does not wait: one publish per kind is in flight at a time,
+// and wakes asked for meanwhile fold into one more after it. Best effort:
+// both loops also run on their own schedule.
+func (s *Store) wake(ctx context.Context, what string) {
+	s.wmu.Lock()
+	if s.wbusy[what] {
+		s.wagain[what] = true
+		s.wmu.Unlock()
+		return
+	}
+	s.wbusy[what] = true
+	s.wmu.Unlock()
+	go func() {
+		for {
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			if err := s.rdb.Publish(pctx, s.k.wakeChannel(), what).Err(); err != nil {
+				s.log.Debug("publish wake", "what", what, "err", err)
+			}
+			cancel()
+			s.wmu.Lock()
+			if !s.wagain[what] {
+				s.wbusy[what] = false
+				s.wmu.Unlock()
+				return
+			}
+			s.wagain[what] = false
+			s.wmu.Unlock()
+		}
+	}()
+}
+
+// CancelEvents streams the ids of jobs cancelled on any replica (Redis
+// pub/sub) until ctx ends, then closes. The subscription reconnects by
+// itself after a Redis restart; ids published while it was down are lost,
+// so a worker should also notice cancellation when it next reads its job.
+func (s *Store) CancelEvents(ctx context.Context) <-chan string {
+	return s.subscribe(ctx, s.k.cancelChannel())
+}
+
+// wakeEvents streams wake messages (wakePlan, wakeRelease).
+func (s *Store) wakeEvents(ctx context.Context) <-chan string {
+	return s.subscribe(ctx, s.k.wakeChannel())
+}
+
+func (s *Store) subscribe(ctx context.Context, channel string) <-chan string {
+	out := make(chan string, 64)
+	ps := s.rdb.Subscribe(ctx, channel)
+	// Wait for Redis to confirm, so that whatever the caller does next is
+	// seen. If Redis is down, go on: the channel subscribes when it can.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if _, err := ps.Receive(rctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("subscribe", "channel", channel, "err", err)
+	}
+	cancel()
+	go func() {
+		defer close(out)
+		defer ps.Close()
+		// go-redis re-dials and re-subscribes when the connection drops.
+		msgs := ps.Channel()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m, ok := <-msgs:
+				if !ok {
+					return
+				}
+				select {
+				case out <- m.Payload:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}

@@ -1,0 +1,345 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Enqueuer puts tasks on asynq queues; *asynq.Client implements it.
+type Enqueuer interface {
+	EnqueueContext(ctx context.Context, task *asynq.Task, opts ...asynq.Option) (*asynq.TaskInfo, error)
+}
+
+var _ Enqueuer = (*asynq.Client)(nil)
+
+// ReleaserConfig configures a Releaser.
+type ReleaserConfig struct {
+	// Client enqueues released jobs. Default: an asynq client over
+	// RedisConnOpt, or else over the Store's own Redis client.
+	Client Enqueuer
+	// RedisConnOpt is where asynq's queues live when Client is nil and they
+	// are not on the Store's Redis.
+	RedisConnOpt asynq.RedisConnOpt
+	// Now is the clock. Default time.Now. Run sleeps on real timers, so a
+	// Now that does not follow real time suits only direct calls of
+	// ReleaseDue.
+	Now func() time.Time
+	// Logger receives releases and failures. Default: discard.
+	Logger *slog.Logger
+	// MaxRetry is asynq's retry budget per release, spent when a worker
+	// dies or cannot start the job. Default 5.
+	MaxRetry int
+	// Retention keeps finished tasks, so their task ids stay taken and a
+	// late duplicate release is refused. Default 24h.
+	Retention time.Duration
+	// Poll is the longest the loop sleeps without a wake-up, bounding the
+	// delay when a pub/sub message is lost. Default 1s.
+	Poll time.Duration
+	// Concurrency is how many jobs one round releases at once. Default 8.
+	Concurrency int
+	// Batch is the most jobs one round reads from the schedule. Default 1000.
+	Batch int
+	// Registerer, when set, gets the release metrics (greenq_release_lag_seconds,
+	// greenq_jobs_released_total, greenq_jobs_expired_total).
+	Registerer prometheus.Registerer
+	// OnRelease, when set, is called after each release with the job and
+	// its lag: when the task was enqueued minus the planned start.
+	OnRelease func(job *greenq.Job, lag time.Duration)
+}
+
+// Releaser is the release loop: it sleeps until the earliest planned start,
+// puts every job whose window has opened on its region's asynq queue (task
+// TaskTypeRun, id "<job id>:<release number>") and marks it released. It
+// never releases before the planned start; urgent plans go at once. Jobs
+// whose deadline passed before they could start are marked expired.
+type Releaser struct {
+	s       *Store
+	cfg     ReleaserConfig
+	log     *slog.Logger
+	client  Enqueuer
+	closer  func() error
+	wakeCh  chan struct{}
+	lag     prometheus.Histogram
+	rels    *prometheus.CounterVec
+	expired prometheus.Counter
+}
+
+// NewReleaser returns a release loop over s; it validates cfg.
+func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
+	if s == nil {
+		return nil, errors.New("new releaser: store is nil")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxRetry == 0 {
+		cfg.MaxRetry = 5
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = 24 * time.Hour
+	}
+	if cfg.Poll == 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Batch == 0 {
+		cfg.Batch = 1000
+	}
+	switch {
+	case cfg.MaxRetry < 0:
+		return nil, fmt.Errorf("new releaser: MaxRetry: must not be negative, got %d", cfg.MaxRetry)
+	case cfg.Retention < 0:
+		return nil, fmt.Errorf("new releaser: Retention: must not be negative, got %s", cfg.Retention)
+	case cfg.Poll < 0:
+		return nil, fmt.Errorf("new releaser: Poll: must be positive, got %s", cfg.Poll)
+	case cfg.Concurrency < 0:
+		return nil, fmt.Errorf("new releaser: Concurrency: must be positive, got %d", cfg.Concurrency)
+	case cfg.Batch < 0:
+		return nil, fmt.Errorf("new releaser: Batch: must be positive, got %d", cfg.Batch)
+	}
+	r := &Releaser{s: s, cfg: cfg, log: cfg.Logger.With("component", "releaser"), wakeCh: make(chan struct{}, 1)}
+	switch {
+	case cfg.Client != nil:
+		r.client = cfg.Client
+	case cfg.RedisConnOpt != nil:
+		c := asynq.NewClient(cfg.RedisConnOpt)
+		r.client, r.closer = c, c.Close
+	default:
+		// Shares the Store's connection pool, which the caller closes.
+		r.client = asynq.NewClientFromRedisClient(s.rdb)
+	}
+	r.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "greenq_release_lag_seconds",
+		Help:    "Time from a job's planned start to its task being on the region queue.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+	})
+	r.rels = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "greenq_jobs_released_total",
+		Help: "Jobs released onto a region queue.",
+	}, []string{"region"})
+	r.expired = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "greenq_jobs_expired_total",
+		Help: "Jobs that could not start before their deadline.",
+	})
+	if cfg.Registerer != nil {
+		r.lag = register(cfg.Registerer, r.lag)
+		r.rels = register(cfg.Registerer, r.rels)
+		r.expired = register(cfg.Registerer, r.expired)
+	}
+	return r, nil
+}
+
+// register registers c, or returns the collector already registered under
+// its name (a second Releaser in one process shares the metrics).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(C); ok {
+				return old
+			}
+		}
+	}
+	return c
+}
+
+// Close releases the asynq client the Releaser made itself.
+func (r *Releaser) Close() error {
+	if r.closer != nil {
+		return r.closer()
+	}
+	return nil
+}
+
+// Wake makes the loop re-read its schedule now (plans changed). Replicas
+// are woken through Redis pub/sub as well.
+func (r *Releaser) Wake() {
+	select {
+	case r.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// Run releases jobs until ctx ends. It returns nil when ctx ends, or
+// ErrFenced (wrapped) once a newer leader holds the lease.
+func (r *Releaser) Run(ctx context.Context) error {
+	wakes := r.s.wakeEvents(ctx)
+	for {
+		next, err := r.ReleaseDue(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, ErrFenced) {
+			return fmt.Errorf("release loop: %w", err)
+		}
+		wait := r.cfg.Poll
+		if err != nil {
+			r.log.Warn("release round", "err", err)
+		} else if !next.IsZero() {
+			wait = min(wait, max(next.Sub(r.cfg.Now()), 0))
+		}
+		t := time.NewTimer(wait)
+	sleep:
+		for {
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+				break sleep
+			case <-r.wakeCh:
+				t.Stop()
+				break sleep
+			case m, ok := <-wakes:
+				if !ok {
+					wakes = nil
+					continue
+				}
+				if m != wakeRelease {
+					continue
+				}
+				t.Stop()
+				break sleep
+			}
+		}
+	}
+}
+
+// ReleaseDue runs one round: it releases every job whose window has opened
+// by now, expires jobs past their deadline, and returns when the next
+// round is due (zero when nothing is scheduled; at or before now when
+// work is left over).
+func (r *Releaser) ReleaseDue(ctx context.Context) (time.Time, error) {
+	now := r.cfg.Now()
+	idList, err := r.s.due(ctx, r.s.k.release(), now, int64(r.cfg.Batch))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("release due jobs: %w", err)
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		progress int
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, r.cfg.Concurrency)
+	)
+	for _, id := range idList {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			done, err := r.releaseOne(ctx, id, now)
+			mu.Lock()
+			defer mu.Unlock()
+			if done {
+				progress++
+			}
+			if err != nil && (firstErr == nil || errors.Is(err, ErrFenced)) {
+				firstErr = err
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return time.Time{}, firstErr
+	}
+	// Expire what could not start in time.
+	expIDs, err := r.s.due(ctx, r.s.k.deadline(), now, int64(r.cfg.Batch))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("expire jobs: %w", err)
+	}
+	for _, id := range expIDs {
+		ok, err := r.s.expire(ctx, id, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if ok {
+			progress++
+			r.expired.Inc()
+			r.log.Info("expired", "job", id)
+		}
+	}
+	next, err := r.next(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if !next.IsZero() && !next.After(now) && progress == 0 {
+		// Work is due but none moved (a job failing to enqueue): back off
+		// rather than spin.
+		next = now.Add(r.cfg.Poll / 4)
+	}
+	return next, nil
+}
+
+// next returns the earliest release or deadline on the schedules.
+func (r *Releaser) next(ctx context.Context) (time.Time, error) {
+	var next time.Time
+	for _, z := range []string{r.s.k.release(), r.s.k.deadline()} {
+		t, ok, err := r.s.nextAt(ctx, z)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if ok && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	return next, nil
+}
+
+// releaseOne releases job id if its window has opened by now. The task is
+// enqueued first, under a task id fixed by the release number, and only
+// then is the job marked released: a crash in between leaves it planned and
+// reserved, and the next round enqueues the same task id again (asynq
+// refuses the duplicate) and marks it.
+func (r *Releaser) releaseOne(ctx context.Context, id string, now time.Time) (bool, error) {
+	row, err := r.s.reserve(ctx, id, now)
+	switch {
+	case errors.Is(err, errSkip), errors.Is(err, errNotDue), errors.Is(err, greenq.ErrNotFound):
+		return false, nil
+	case errors.Is(err, errPastDeadline):
+		ok, err := r.s.expire(ctx, id, now)
+		if ok {
+			r.expired.Inc()
+			r.log.Info("expired", "job", id)
+		}
+		return ok, err
+	case err != nil:
+		return false, err
+	}
+	j, n := row.job, row.rel
+	payload, _ := json.Marshal(RunPayload{JobID: id})
+	taskID := id + ":" + strconv.Itoa(n)
+	_, err = r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
+		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID), asynq.MaxRetry(r.cfg.MaxRetry),
+		asynq.Deadline(j.Deadline), asynq.Retention(r.cfg.Retention))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return false, fmt.Errorf("enqueue job %s: %w", id, err)
+	}
+	at := r.cfg.Now()
+	released, ok, err := r.s.markReleased(ctx, row, n)
+	if err != nil || !ok {
+		return false, err
+	}
+	lag := at.Sub(released.Plan.Start)
+	r.lag.Observe(lag.Seconds())
+	r.rels.WithLabelValues(released.Plan.Region).Inc()
+	r.log.Info("released", "job", id, "region", released.Plan.Region, "task", taskID, "lag", lag, "urgent", released.Plan.Urgent)
+	if r.cfg.OnRelease != nil {
+		r.cfg.OnRelease(released, lag)
+	}
+	return true, nil
+}

@@ -1,0 +1,80 @@
+package queue
+
+import "github.com/redis/go-redis/v9"
+
+// createScript stores the jobs of one submission and their index entries
+// at once, or returns the ids an earlier submission with the same
+// idempotency key stored. Out of memory fails the first write, so either
+// every job is stored or none is.
+//
+// KEYS: idem, all, tenant, group, state:pending, deadline, job keys…
+// ARGV: use idem (1|0), idem TTL ms, ids JSON, has group (1|0), tenant,
+// then (id, json, deadline ms) per job.
+var createScript = redis.NewScript(`
+if ARGV[1] == '1' then
+  local v = redis.call('GET', KEYS[1])
+  if v then return v end
+end
+local n = #KEYS - 6
+for i = 1, n do
+  local b = 5 + (i - 1) * 3
+  local id = ARGV[b + 1]
+  redis.call('HSET', KEYS[6 + i], 'json', ARGV[b + 2], 'state', 'pending', 'v', '1', 'rel', '0', 'resv', '0', 'tenant', ARGV[5])
+  redis.call('ZADD', KEYS[2], 0, id)
+  redis.call('ZADD', KEYS[3], 0, id)
+  if ARGV[4] == '1' then redis.call('ZADD', KEYS[4], 0, id) end
+  redis.call('ZADD', KEYS[5], 0, id)
+  redis.call('ZADD', KEYS[6], ARGV[b + 3], id)
+end
+if ARGV[1] == '1' then redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[2]) end
+return false
+`)
+
+// writeScript replaces a job record if its version is still the one the
+// caller read (compare-and-set), moves it between state indexes and keeps
+// the release and deadline schedules in step. With a fencing token it also
+// requires that token to be the current leader's.
+//
+// KEYS: job, fence, release, deadline, state keys in greenq.States order.
+// ARGV: expected version, json, new state index (1-based), old state index,
+// id, release score (empty = none), deadline score (empty = none), fencing token
+// (empty = none), rel, resv, new state name.
+// Returns 1 written, 0 version changed, -1 fenced, -2 no such job.
+var writeScript = redis.NewScript(`
+if ARGV[8] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[8] then return -1 end
+local v = redis.call('HGET', KEYS[1], 'v')
+if not v then return -2 end
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'json', ARGV[2], 'state', ARGV[11], 'v', tostring(tonumber(v) + 1), 'rel', ARGV[9], 'resv', ARGV[10])
+local ni, oi = tonumber(ARGV[3]), tonumber(ARGV[4])
+if ni ~= oi then redis.call('ZREM', KEYS[4 + oi], ARGV[5]) end
+redis.call('ZADD', KEYS[4 + ni], 0, ARGV[5])
+if ARGV[6] == '' then redis.call('ZREM', KEYS[3], ARGV[5]) else redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5]) end
+if ARGV[7] == '' then redis.call('ZREM', KEYS[4], ARGV[5]) else redis.call('ZADD', KEYS[4], ARGV[7], ARGV[5]) end
+return 1
+`)
+
+// logScript appends to a job's log and trims it to its last ARGV[2] bytes
+// once it has grown ARGV[3] bytes past that (trimming on every append
+// would copy the whole tail each time).
+var logScript = redis.NewScript(`
+local n = redis.call('APPEND', KEYS[1], ARGV[1])
+local max = tonumber(ARGV[2])
+if n > max + tonumber(ARGV[3]) then
+  local tail = redis.call('GETRANGE', KEYS[1], n - max, n - 1)
+  redis.call('SET', KEYS[1], tail)
+  return max
+end
+return n
+`)
+
+// workersScript drops workers whose heartbeat expired at or before
+// ARGV[1] (ms) and returns the JSON of the live ones.
+var workersScript = redis.NewScript(`
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(dead) do redis.call('HDEL', KEYS[1], id) end
+if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) end
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+if #live == 0 then return {} end
+return redis.call('HMGET', KEYS[1], unpack(live))
+`)

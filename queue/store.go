@@ -1,0 +1,586 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/redis/go-redis/v9"
+)
+
+// Config configures a Store.
+type Config struct {
+	// Prefix starts every Redis key and channel greenq writes. Default
+	// "greenq". Several greenq installations may share one Redis with
+	// different prefixes.
+	Prefix string
+	// Regions are the configured regional pools; submissions may name only
+	// these. May be empty for a store used only by workers.
+	Regions []greenq.Region
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Logger receives the store's warnings. Default: discard.
+	Logger *slog.Logger
+	// LogTailBytes is how much of each job's output is kept (the last
+	// bytes). Default 65536.
+	LogTailBytes int
+}
+
+// DefaultLogTailBytes is Config.LogTailBytes's default.
+const DefaultLogTailBytes = 64 << 10
+
+// idemGrace is how long an idempotency key outlives its jobs' deadline.
+const idemGrace = 24 * time.Hour
+
+// maxCASRetries bounds the compare-and-set loop of one transition; each
+// retry means another writer changed the job in between.
+const maxCASRetries = 32
+
+// Store keeps job records, their state machine and the shared state of
+// server replicas and workers in Redis. It is safe for concurrent use.
+type Store struct {
+	rdb     redis.UniversalClient
+	k       keys
+	regions []greenq.Region
+	names   []string
+	now     func() time.Time
+	log     *slog.Logger
+	tail    int
+
+	wmu    sync.Mutex      // guards wbusy, wagain
+	wbusy  map[string]bool // a wake publish of this kind is in flight
+	wagain map[string]bool // and another was asked for meanwhile
+}
+
+// NewStore returns a store over rdb (a single server, Sentinel or Cluster
+// client). It validates cfg; it does not contact Redis (see Ping).
+func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
+	if rdb == nil {
+		return nil, errors.New("new store: redis client is nil")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "greenq"
+	}
+	if err := validPrefix(cfg.Prefix); err != nil {
+		return nil, fmt.Errorf("new store: Prefix: %w", err)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.LogTailBytes == 0 {
+		cfg.LogTailBytes = DefaultLogTailBytes
+	}
+	if cfg.LogTailBytes < 0 {
+		return nil, fmt.Errorf("new store: LogTailBytes: must be > 0, got %d", cfg.LogTailBytes)
+	}
+	s := &Store{rdb: rdb, k: newKeys(cfg.Prefix), now: cfg.Now, tail: cfg.LogTailBytes,
+		log: cfg.Logger.With("component", "queue"), wbusy: map[string]bool{}, wagain: map[string]bool{}}
+	for i, r := range cfg.Regions {
+		if r.Name == "" {
+			return nil, fmt.Errorf("new store: Regions[%d].Name: is empty", i)
+		}
+		if slices.Contains(s.names, r.Name) {
+			return nil, fmt.Errorf("new store: Regions[%d].Name: %q appears twice", i, r.Name)
+		}
+		s.names = append(s.names, r.Name)
+		s.regions = append(s.regions, r)
+	}
+	return s, nil
+}
+
+// Ping checks that Redis answers and serves data: it fails (CodeUnavailable)
+// while Redis is unreachable or still LOADING its dataset after a restart.
+func (s *Store) Ping(ctx context.Context) error {
+	// PING is answered even while loading; a read is not.
+	if err := s.rdb.Get(ctx, s.k.fence()).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		return redisErr("ping redis", err)
+	}
+	return nil
+}
+
+// row is a job record as stored: the job plus the fields only the store
+// reads.
+type row struct {
+	job  *greenq.Job
+	ver  string // compare-and-set version
+	rel  int    // releases reserved so far (asynq task id suffix)
+	resv bool   // a release is under way: enqueued or about to be
+}
+
+// errNoChange tells update that fn changed nothing worth writing.
+var errNoChange = errors.New("no change")
+
+// load reads one job record.
+func (s *Store) load(ctx context.Context, id string) (*row, error) {
+	if !validID(id) {
+		return nil, notFound(id)
+	}
+	vals, err := s.rdb.HMGet(ctx, s.k.job(id), "json", "v", "rel", "resv").Result()
+	if err != nil {
+		return nil, redisErr("load job", err)
+	}
+	return decodeRow(id, vals)
+}
+
+func decodeRow(id string, vals []any) (*row, error) {
+	js, _ := vals[0].(string)
+	if js == "" {
+		return nil, notFound(id)
+	}
+	r := &row{job: new(greenq.Job)}
+	if err := json.Unmarshal([]byte(js), r.job); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	r.ver, _ = vals[1].(string)
+	if s, ok := vals[2].(string); ok {
+		r.rel, _ = strconv.Atoi(s)
+	}
+	if s, ok := vals[3].(string); ok {
+		r.resv = s == "1"
+	}
+	return r, nil
+}
+
+// loadMany reads the records of ids in one round trip; missing ids are
+// skipped (an index may briefly name a job that is gone).
+func (s *Store) loadMany(ctx context.Context, ids []string) ([]*row, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*redis.SliceCmd, len(ids))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.HMGet(ctx, s.k.job(id), "json", "v", "rel", "resv")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, redisErr("load jobs", err)
+	}
+	out := make([]*row, 0, len(ids))
+	for i, c := range cmds {
+		r, err := decodeRow(ids[i], c.Val())
+		if errors.Is(err, greenq.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// update applies fn to job id and writes the result if nobody changed the
+// job meanwhile, retrying from a fresh read otherwise. fn may return
+// errNoChange to skip the write, or any other error to abort.
+func (s *Store) update(ctx context.Context, id string, fn func(r *row) error) (*row, error) {
+	for range maxCASRetries {
+		r, err := s.load(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		old := r.job.State
+		if err := fn(r); err != nil {
+			if errors.Is(err, errNoChange) {
+				return r, nil
+			}
+			return r, err
+		}
+		ok, err := s.write(ctx, id, r, old)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return r, nil
+		}
+	}
+	return nil, greenq.Errorf(greenq.CodeUnavailable, "job %s: too many concurrent updates, try again", id)
+}
+
+// write stores r if its version is unchanged; false means another writer
+// won and the caller should re-read.
+func (s *Store) write(ctx context.Context, id string, r *row, old greenq.State) (bool, error) {
+	j := r.job
+	ni, oi := stateIndex(j.State), stateIndex(old)
+	if ni < 0 {
+		return false, fmt.Errorf("write job %s: unknown state %q", id, j.State)
+	}
+	if oi < 0 {
+		oi = ni
+	}
+	js, err := json.Marshal(j)
+	if err != nil {
+		return false, fmt.Errorf("encode job %s: %w", id, err)
+	}
+	relScore, dlScore := "", ""
+	if j.State == greenq.StatePlanned && j.Plan != nil {
+		if j.Plan.Urgent {
+			relScore = "0"
+		} else {
+			relScore = strconv.FormatInt(ceilMilli(j.Plan.Start), 10)
+		}
+	}
+	if j.State == greenq.StatePending || j.State == greenq.StatePlanned {
+		dlScore = strconv.FormatInt(ceilMilli(j.Deadline), 10)
+	}
+	resv := "0"
+	if r.resv {
+		resv = "1"
+	}
+	keys := append([]string{s.k.job(id), s.k.fence(), s.k.release(), s.k.deadline()}, s.k.stateKeys()...)
+	res, err := writeScript.Run(ctx, s.rdb, keys, r.ver, js, ni+1, oi+1, id, relScore, dlScore,
+		fenceArg(ctx), r.rel, resv, string(j.State)).Int()
+	if err != nil {
+		return false, redisErr("write job", err)
+	}
+	switch res {
+	case 1:
+		v, _ := strconv.Atoi(r.ver)
+		r.ver = strconv.Itoa(v + 1)
+		return true, nil
+	case -1:
+		return false, fmt.Errorf("write job %s: %w", id, ErrFenced)
+	case -2:
+		return false, notFound(id)
+	}
+	return false, nil
+}
+
+// ceilMilli returns t in Unix milliseconds, rounded up so that a score
+// reached by the clock never lies before t.
+func ceilMilli(t time.Time) int64 {
+	ns := t.UnixNano()
+	ms := ns / 1e6
+	if ns%1e6 > 0 {
+		ms++
+	}
+	return ms
+}
+
+func fromMilli(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// transition checks the state machine for r's job moving to next.
+func transition(j *greenq.Job, next greenq.State) error {
+	if !greenq.CanTransition(j.State, next) {
+		return conflict("job %s is %s; it cannot become %s", j.ID, j.State, next)
+	}
+	return nil
+}
+
+// Submit validates req (greenq.SubmitRequest.Normalize; *greenq.Error with
+// CodeInvalidArgument naming the field) and stores one pending job per
+// trial. A sweep (Trials N > 1) gives N jobs sharing a new Group id and the
+// deadline, with Trial 1..N. With req.Key set, a second submission of the
+// same tenant and key returns the jobs of the first instead of new ones.
+// Either every job is stored or none is; a full Redis gives CodeUnavailable.
+func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, error) {
+	now := s.now()
+	deadline, err := req.Normalize(now, s.names)
+	if err != nil {
+		return nil, err
+	}
+	var idemKey string
+	if req.Key != "" {
+		idemKey = s.k.idem(tenant, req.Key)
+		js, err := s.rdb.Get(ctx, idemKey).Result()
+		if err == nil {
+			return s.existing(ctx, js)
+		}
+		if !errors.Is(err, redis.Nil) {
+			return nil, redisErr("submit", err)
+		}
+	}
+	est, src, powerW := req.DurationEstimateS, "user", req.PowerW
+	if est <= 0 {
+		est, src = int64(greenq.DefaultDuration/time.Second), "default"
+		if req.Name != "" {
+			m, ok, err := s.Measurement(ctx, req.Name)
+			if err != nil {
+				return nil, fmt.Errorf("submit: %w", err)
+			}
+			if ok && m.DurationS > 0 {
+				est, src = int64(math.Ceil(m.DurationS)), "measured"
+				if powerW == 0 && m.EnergyKWh > 0 && m.GPUs > 0 {
+					powerW = math.Min(10000, m.EnergyKWh*1000/(float64(m.GPUs)*m.DurationS/3600))
+				}
+			}
+		}
+	}
+	group := ""
+	if req.Trials > 1 {
+		group = ids.next(now)
+	}
+	utc := now.UTC()
+	jobs := make([]*greenq.Job, req.Trials)
+	keys := []string{s.k.job("x"), s.k.all(), s.k.tenant(tenant), s.k.group(group), s.k.state(greenq.StatePending), s.k.deadline()}
+	if idemKey != "" {
+		keys[0] = idemKey
+	}
+	jobIDs := make([]string, req.Trials)
+	args := []any{b2s(idemKey != ""), (deadline.Sub(now) + idemGrace).Milliseconds(), "", b2s(group != ""), tenant}
+	for i := range jobs {
+		j := &greenq.Job{
+			ID: ids.next(now), Name: req.Name, Kind: req.Kind, State: greenq.StatePending,
+			Tenant: tenant, Key: req.Key, Command: req.Command,
+			SubmittedAt: utc, UpdatedAt: utc, Deadline: deadline.UTC(),
+			DurationEstimateS: est, GPUs: req.GPUs, Regions: req.Regions,
+			Interruptible: req.Interruptible, Group: group, Tags: req.Tags,
+			MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: powerW,
+			FunctionalUnit: req.FunctionalUnit, EstimateSource: src,
+		}
+		if group != "" {
+			j.Trial = i + 1
+		}
+		js, err := json.Marshal(j)
+		if err != nil {
+			return nil, fmt.Errorf("submit: encode job: %w", err)
+		}
+		jobs[i], jobIDs[i] = j, j.ID
+		keys = append(keys, s.k.job(j.ID))
+		args = append(args, j.ID, js, ceilMilli(j.Deadline))
+	}
+	idsJSON, _ := json.Marshal(jobIDs)
+	args[2] = idsJSON
+	prior, err := createScript.Run(ctx, s.rdb, keys, args...).Text()
+	switch {
+	case errors.Is(err, redis.Nil):
+		s.wake(ctx, wakePlan)
+		return jobs, nil
+	case err != nil:
+		return nil, redisErr("submit", err)
+	}
+	// Another submission with this key won the race.
+	return s.existing(ctx, prior)
+}
+
+func b2s(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// existing loads the jobs an earlier submission with the same key stored.
+func (s *Store) existing(ctx context.Context, idsJSON string) ([]*greenq.Job, error) {
+	var list []string
+	if err := json.Unmarshal([]byte(idsJSON), &list); err != nil {
+		return nil, fmt.Errorf("submit: decode idempotency record: %w", err)
+	}
+	rows, err := s.loadMany(ctx, list)
+	if err != nil {
+		return nil, fmt.Errorf("submit: %w", err)
+	}
+	out := make([]*greenq.Job, len(rows))
+	for i, r := range rows {
+		out[i] = r.job
+	}
+	return out, nil
+}
+
+// Get returns job id. Tenant "" (an admin) sees every job; a job of another
+// tenant is reported as not found (wrapping greenq.ErrNotFound), like one
+// that does not exist.
+func (s *Store) Get(ctx context.Context, tenant, id string) (*greenq.Job, error) {
+	r, err := s.load(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if tenant != "" && r.job.Tenant != tenant {
+		return nil, notFound(id)
+	}
+	return r.job, nil
+}
+
+// Cancel cancels job id in any non-final state and announces it on the
+// cancel channel (CancelEvents) so a worker running it stops. A job already
+// final gives CodeConflict; another tenant's job, not found.
+func (s *Store) Cancel(ctx context.Context, tenant, id string) (*greenq.Job, error) {
+	r, err := s.update(ctx, id, func(r *row) error {
+		j := r.job
+		if tenant != "" && j.Tenant != tenant {
+			return notFound(id)
+		}
+		if j.State.Final() {
+			return conflict("job %s is already %s", id, j.State)
+		}
+		if err := transition(j, greenq.StateCancelled); err != nil {
+			return err
+		}
+		j.State, j.UpdatedAt = greenq.StateCancelled, s.now().UTC()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	if err := s.rdb.Publish(ctx, s.k.cancelChannel(), id).Err(); err != nil {
+		// The record says cancelled; a worker learns it when it next reads
+		// the job.
+		s.log.Warn("announce cancel", "job", id, "err", err)
+	}
+	return r.job, nil
+}
+
+// Start records that a worker starts job id: released (or running, when
+// asynq hands the job of a dead worker to another) becomes running, the
+// attempt is counted and run.Attempt set. A job in any other state, such as
+// cancelled, gives CodeConflict: the worker must not run it.
+func (s *Store) Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error) {
+	r, err := s.update(ctx, id, func(r *row) error {
+		j := r.job
+		if j.State != greenq.StateReleased && j.State != greenq.StateRunning {
+			return conflict("job %s is %s; only a released or running job can start", id, j.State)
+		}
+		now := s.now().UTC()
+		j.Attempts++
+		run := run
+		run.Attempt = j.Attempts
+		if run.StartedAt.IsZero() {
+			run.StartedAt = now
+		}
+		run.FinishedAt, run.ExitCode = nil, nil
+		j.Run, j.State, j.UpdatedAt, j.Error = &run, greenq.StateRunning, now, ""
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	return r.job, nil
+}
+
+// Finish records the end of a run. A running job moves to f.State
+// (succeeded, failed, cancelled, or planned when an interruptible job
+// pauses at the end of a segment); f.Segment joins Segments unless a
+// segment with the same start is already there, so a repeated report never
+// counts energy twice; the receipt, exit code and finish time are set. On
+// success the run's duration and energy are remembered for the job's name
+// (Measurement). Repeating a Finish that already took effect changes
+// nothing and is not an error. If the job was cancelled meanwhile, the
+// segment and receipt are still recorded (the energy was spent) and Finish
+// returns the job with a CodeConflict error.
+func (s *Store) Finish(ctx context.Context, id string, f FinishRequest) (*greenq.Job, error) {
+	switch f.State {
+	case greenq.StateSucceeded, greenq.StateFailed, greenq.StateCancelled, greenq.StatePlanned:
+	default:
+		return nil, greenq.Invalid("state", "%q is not a state a run can finish in (succeeded, failed, cancelled, or planned when paused)", f.State)
+	}
+	var (
+		measured        bool
+		cancelledBefore bool
+	)
+	r, err := s.update(ctx, id, func(r *row) error {
+		j := r.job
+		measured, cancelledBefore = false, false
+		now := s.now().UTC()
+		newSeg := addSegment(j, f.Segment)
+		switch {
+		case j.State == greenq.StateRunning:
+			if err := transition(j, f.State); err != nil {
+				return err
+			}
+			end := now
+			if !f.Segment.End.IsZero() {
+				end = f.Segment.End.UTC()
+			}
+			if j.Run == nil {
+				j.Run = &greenq.Run{}
+			}
+			code := f.ExitCode
+			j.Run.FinishedAt, j.Run.ExitCode = &end, &code
+			j.State, j.Error = f.State, f.Error
+			if f.Receipt != nil {
+				j.Receipt = f.Receipt
+			}
+			if f.State == greenq.StatePlanned {
+				pause(j, end)
+			}
+			measured = f.State == greenq.StateSucceeded
+		case j.State == f.State && j.State.Final(), j.State == greenq.StateCancelled:
+			cancelledBefore = j.State == greenq.StateCancelled && f.State != greenq.StateCancelled
+			if f.Receipt != nil && j.Receipt == nil {
+				j.Receipt = f.Receipt
+			} else if !newSeg {
+				return errNoChange
+			}
+		default:
+			return conflict("job %s is %s; only a running job can finish", id, j.State)
+		}
+		j.UpdatedAt = now
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finish: %w", err)
+	}
+	if measured && r.job.Name != "" {
+		if err := s.recordMeasurement(ctx, r.job); err != nil {
+			s.log.Warn("record measurement", "job", id, "name", r.job.Name, "err", err)
+		}
+	}
+	if r.job.State == greenq.StatePlanned {
+		s.wake(ctx, wakePlan)
+	}
+	if cancelledBefore {
+		return r.job, conflict("job %s was cancelled while it ran; its run was recorded", id)
+	}
+	return r.job, nil
+}
+
+// addSegment appends seg unless it is empty or a segment with the same
+// start is already recorded; it reports whether it appended.
+func addSegment(j *greenq.Job, seg greenq.RunSegment) bool {
+	if seg.Start.IsZero() {
+		return false
+	}
+	for _, have := range j.Segments {
+		if have.Start.Equal(seg.Start) {
+			return false
+		}
+	}
+	seg.Start, seg.End = seg.Start.UTC(), seg.End.UTC()
+	j.Segments = append(j.Segments, seg)
+	return true
+}
+
+// pause keeps the windows of j's plan that lie after end: the next one
+// becomes the start the release loop waits for. With none left, the plan
+// is dropped and the planner finds a window for the rest of the job.
+func pause(j *greenq.Job, end time.Time) {
+	if j.Plan == nil {
+		return
+	}
+	var rest []greenq.Window
+	for _, w := range j.Plan.Segments {
+		if !w.Start.Before(end) {
+			rest = append(rest, w)
+		}
+	}
+	if len(rest) == 0 {
+		j.Plan = nil
+		return
+	}
+	p := *j.Plan
+	p.Segments, p.Start, p.Urgent = rest, rest[0].Start, false
+	j.Plan = &p
+}
+
+// doneDuration is how long j has already run over its recorded segments.
+func doneDuration(j *greenq.Job) time.Duration {
+	var d time.Duration
+	for _, s := range j.Segments {
+		if s.End.After(s.Start) {
+			d += s.End.Sub(s.Start)
+		}
+	}
+	return d
+}
