@@ -271,8 +271,8 @@ func printJob(w io.Writer, j *greenq.Job, now time.Time) {
 		row("attempts", "%d", j.Attempts)
 	}
 	if p := j.Plan; p != nil {
-		row("plan", "%s at %s, %.1f gCO2e, $%.2f", p.Region, p.Start.Local().Format(time.RFC3339), p.ExpectedGCO2, p.ExpectedCostUSD)
-		row("baseline", "%s now, %.1f gCO2e", p.Baseline.Region, p.Baseline.ExpectedGCO2)
+		row("plan", "%s at %s, %.3g gCO2e, $%.2f", p.Region, p.Start.Local().Format(time.RFC3339), p.ExpectedGCO2, p.ExpectedCostUSD)
+		row("baseline", "%s now, %.3g gCO2e", p.Baseline.Region, p.Baseline.ExpectedGCO2)
 		row("reason", "%s", p.Reason)
 	}
 	if r := j.Run; r != nil {
@@ -286,10 +286,10 @@ func printJob(w io.Writer, j *greenq.Job, now time.Time) {
 		row("error", "%s", j.Error)
 	}
 	if r := j.Receipt; r != nil {
-		row("energy", "%.4f kWh (%s), PUE %.2f", r.EnergyKWh, r.EnergySource, r.PUE)
-		row("intensity", "%.1f gCO2e/kWh (%s, %s)", r.IntensityGCO2PerKWh, r.Signal, r.IntensitySource)
-		row("emitted", "%.2f gCO2e", r.GCO2)
-		row("saved", "%.2f gCO2e against running at once (%.2f)", r.SavedGCO2, r.BaselineGCO2)
+		row("energy", "%.3g kWh (%s), PUE %.2f", r.EnergyKWh, r.EnergySource, r.PUE)
+		row("intensity", "%.3g gCO2e/kWh (%s signal, %s)", r.IntensityGCO2PerKWh, r.Signal, r.IntensitySource)
+		row("emitted", "%.3g gCO2e", r.GCO2)
+		row("saved", "%.3g gCO2e against running at once (%.3g)", r.SavedGCO2, r.BaselineGCO2)
 	}
 	tw.Flush()
 }

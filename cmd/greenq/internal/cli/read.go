@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/api"
 	"github.com/greenq/greenq/forecast"
 )
 
@@ -42,31 +43,35 @@ func newPlan(g *globals) *cobra.Command {
 				_, err := g.stdout.Write(raw)
 				return err
 			}
-			jobs, err := decodeJobs(raw)
-			if err != nil {
-				return err
-			}
 			now := time.Now()
 			if explain != "" {
-				for _, j := range jobs {
-					if j.ID == explain {
-						printExplain(g.stdout, j, now)
-						return nil
-					}
+				var ex api.Explanation
+				if err := jsonUnmarshal(raw, &ex); err != nil {
+					return err
 				}
-				return greenq.Errorf(greenq.CodeNotFound, "job %s is not pending", explain)
+				printExplain(g.stdout, ex, now)
+				return nil
+			}
+			var plan api.PlanResponse
+			if err := jsonUnmarshal(raw, &plan); err != nil {
+				return err
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tREGION\tSTART\tIN\tgCO2e\tCOST\tNOW gCO2e\tREASON")
-			for _, j := range jobs {
-				p := j.Plan
-				if p == nil {
-					fmt.Fprintf(tw, "%s\t%s\t-\t-\t-\t-\t-\t-\twaiting for a plan\n", j.ID, j.Name)
+			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tREGION\tSTART\tIN\tgCO2e\tNOW gCO2e\tCOST\tREASON")
+			for _, e := range plan.Jobs {
+				if e.Start == nil {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t-\t-\t-\t-\twaiting for a plan\n", e.ID, e.Name, e.State)
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t$%.2f\t%.1f\t%s\n", j.ID, j.Name, p.Region,
-					p.Start.Local().Format("01-02 15:04"), durationUntil(now, p.Start), p.ExpectedGCO2, p.ExpectedCostUSD, p.Baseline.ExpectedGCO2, p.Reason)
+				base := "-"
+				if e.Baseline != nil {
+					base = fmt.Sprintf("%.3g", e.Baseline.ExpectedGCO2)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3g\t%s\t$%.2f\t%s\n", e.ID, e.Name, e.State, e.Region,
+					e.Start.Local().Format("01-02 15:04"), durationUntil(now, *e.Start), e.ExpectedGCO2, base, e.ExpectedCostUSD, e.Reason)
 			}
+			t := plan.Totals
+			fmt.Fprintf(tw, "\n%d jobs, %d deferred: %.3g gCO2e expected against %.3g running at once (%.3g saved)\n", t.Jobs, t.Deferred, t.ExpectedGCO2, t.BaselineGCO2, t.SavedGCO2)
 			return tw.Flush()
 		},
 	}
@@ -82,23 +87,32 @@ func durationUntil(now, t time.Time) string {
 	return t.Sub(now).Round(time.Minute).String()
 }
 
-func printExplain(w io.Writer, j *greenq.Job, now time.Time) {
-	p := j.Plan
-	if p == nil {
-		fmt.Fprintf(w, "%s has no plan yet\n", j.ID)
-		return
+func printExplain(w io.Writer, ex api.Explanation, now time.Time) {
+	j := ex.Job
+	fmt.Fprintf(w, "%s %s: %s\n", j.ID, j.Name, ex.Why)
+	if j.Reason != "" && j.Reason != ex.Why {
+		fmt.Fprintf(w, "plan: %s\n", j.Reason)
 	}
-	fmt.Fprintf(w, "%s: %s\n\n", j.ID, p.Reason)
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tREGION\tSTART\tgCO2e\tCOST\tVERDICT")
-	fmt.Fprintf(tw, "*\t%s\t%s\t%.1f\t$%.2f\tchosen\n", p.Region, p.Start.Local().Format("01-02 15:04"), p.ExpectedGCO2, p.ExpectedCostUSD)
-	for _, a := range p.Alternatives {
-		if a.Rejected == "" {
+	fmt.Fprintln(tw, "\tREGION\tSTART\tIN\tgCO2e\tCOST\tVERDICT")
+	row := func(mark string, o api.Option) {
+		verdict := o.Rejected
+		if verdict == "" {
+			verdict = "chosen"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3g\t$%.2f\t%s\n", mark, o.Region, o.Start.Local().Format("01-02 15:04"),
+			durationUntil(now, o.Start), o.ExpectedGCO2, o.ExpectedCostUSD, verdict)
+	}
+	if ex.Chosen != nil {
+		row("*", *ex.Chosen)
+	}
+	for _, o := range ex.Alternatives {
+		if ex.Chosen != nil && o == *ex.Chosen {
 			continue
 		}
-		fmt.Fprintf(tw, "\t%s\t%s\t%.1f\t$%.2f\t%s\n", a.Region, a.Start.Local().Format("01-02 15:04"), a.ExpectedGCO2, a.ExpectedCostUSD, a.Rejected)
+		row("", o)
 	}
-	fmt.Fprintf(tw, "\t%s\tnow\t%.1f\t\trun-now baseline\n", p.Baseline.Region, p.Baseline.ExpectedGCO2)
 	tw.Flush()
 }
 

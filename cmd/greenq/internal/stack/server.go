@@ -231,3 +231,8 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Wait()
 	return nil
 }
+
+// The store must serve both the API and the workers.
+var (
+	_ api.Store = (*queue.Store)(nil)
+)

@@ -1,0 +1,13 @@
+// Package api serves greenq's HTTP API (/v1), its OpenAPI document, health
+// and readiness probes, Prometheus metrics and the dashboard.
+//
+// The API reads and writes through a Store (implemented by *queue.Store);
+// every job belongs to the tenant of the bearer token that submitted it and
+// is invisible (404, absent from lists) to other tenants. Errors are one
+// JSON shape, {"error": {"code", "message", "field"}}, with the status taken
+// from greenq.HTTPStatus.
+//
+// The Python client (python/greenq.py), a demo notebook and the dashboard's
+// assets (web/) live beside the handlers so one test suite keeps them in
+// step with the OpenAPI document (openapi.json).
+package api

@@ -1,0 +1,236 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/queue"
+)
+
+// MaxBatch is the most job requests one POST /v1/jobs {"jobs": [...]} may
+// carry; their trials together may not exceed greenq.MaxTrials.
+const MaxBatch = 1000
+
+// submitBody is one job's fields, or {"jobs": [...]} for a batch.
+type submitBody struct {
+	greenq.SubmitRequest
+	Jobs []greenq.SubmitRequest `json:"jobs,omitempty"`
+}
+
+// JobList is a page of jobs (GET /v1/jobs) or the jobs one submit created.
+type JobList struct {
+	Jobs []*greenq.Job `json:"jobs"`
+	// NextCursor fetches the next page; empty at the end.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) error {
+	var b submitBody
+	if err := decodeJSON(w, r, s.cfg.BodyLimit, &b); err != nil {
+		return err
+	}
+	if b.Jobs == nil {
+		jobs, err := s.store.Submit(r.Context(), p.tenant, b.SubmitRequest)
+		if err != nil {
+			return fmt.Errorf("submit job: %w", err)
+		}
+		if len(jobs) == 1 && b.Trials <= 1 {
+			w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(jobs[0].ID))
+			writeJSON(w, http.StatusCreated, jobs[0])
+			return nil
+		}
+		writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(jobs)})
+		return nil
+	}
+	if !reflect.DeepEqual(b.SubmitRequest, greenq.SubmitRequest{}) {
+		return greenq.Invalid("jobs", "give either one job's fields or a jobs array, not both")
+	}
+	if err := s.validateBatch(r, b.Jobs); err != nil {
+		return err
+	}
+	var all []*greenq.Job
+	for i, req := range b.Jobs {
+		jobs, err := s.store.Submit(r.Context(), p.tenant, req)
+		if err != nil {
+			return fmt.Errorf("submit job %d of %d: %w", i+1, len(b.Jobs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
+		}
+		all = append(all, jobs...)
+	}
+	writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(all)})
+	return nil
+}
+
+// validateBatch checks every request before any is stored, so a bad one
+// leaves nothing behind.
+func (s *Server) validateBatch(r *http.Request, reqs []greenq.SubmitRequest) error {
+	if len(reqs) == 0 {
+		return greenq.Invalid("jobs", "is empty")
+	}
+	if len(reqs) > MaxBatch {
+		return greenq.Invalid("jobs", "has %d entries, more than %d", len(reqs), MaxBatch)
+	}
+	regions, err := s.store.Regions(r.Context())
+	if err != nil {
+		return fmt.Errorf("list regions: %w", err)
+	}
+	names := make([]string, len(regions))
+	for i, reg := range regions {
+		names[i] = reg.Name
+	}
+	now := s.cfg.Now()
+	total := 0
+	for i, req := range reqs {
+		c := req
+		c.Regions = append([]string(nil), req.Regions...)
+		if _, err := c.Normalize(now, names); err != nil {
+			return prefixField(err, fmt.Sprintf("jobs[%d].", i))
+		}
+		total += c.Trials
+	}
+	if total > greenq.MaxTrials {
+		return greenq.Invalid("jobs", "asks for %d jobs in all, more than %d", total, greenq.MaxTrials)
+	}
+	return nil
+}
+
+// prefixField returns err with its field under prefix (jobs[2].deadline).
+func prefixField(err error, prefix string) error {
+	e, ok := asError(err)
+	if !ok || e.Field == "" {
+		return err
+	}
+	return &greenq.Error{Code: e.Code, Message: e.Message, Field: prefix + e.Field}
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.store.Get(r.Context(), p.scope(), id)
+	if err != nil {
+		return fmt.Errorf("get job %s: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	j, err := s.store.Cancel(r.Context(), p.scope(), id)
+	if err != nil {
+		return fmt.Errorf("cancel job %s: %w", id, err)
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+func (s *Server) logs(w http.ResponseWriter, r *http.Request, p principal) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	b, err := s.store.Logs(r.Context(), p.scope(), id)
+	if err != nil {
+		return fmt.Errorf("read logs of job %s: %w", id, err)
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(b)
+	return nil
+}
+
+func jobID(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	if id == "" || len(id) > 128 || !utf8.ValidString(id) || strings.ContainsAny(id, "\x00/") {
+		return "", greenq.Invalid("id", "is not a job id")
+	}
+	return id, nil
+}
+
+// listParams are the query parameters GET /v1/jobs accepts.
+var listParams = []string{"state", "tag", "region", "group", "limit", "cursor", "tenant"}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request, p principal) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, listParams...); err != nil {
+		return err
+	}
+	opts := queue.ListOptions{
+		State:  greenq.State(q.Get("state")),
+		Region: q.Get("region"),
+		Group:  q.Get("group"),
+		Cursor: q.Get("cursor"),
+		Tenant: p.scope(),
+	}
+	if opts.State != "" && !opts.State.Valid() {
+		return greenq.Invalid("state", "%q is not a job state (%s)", opts.State, statesList())
+	}
+	if t := q.Get("tenant"); t != "" {
+		if !p.admin {
+			return greenq.Invalid("tenant", "only an admin token may list other tenants")
+		}
+		opts.Tenant = t
+	}
+	for _, kv := range q["tag"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return greenq.Invalid("tag", "%q is not key=value", kv)
+		}
+		if opts.Tags == nil {
+			opts.Tags = map[string]string{}
+		}
+		opts.Tags[k] = v
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return greenq.Invalid("limit", "must be an integer between 1 and 1000, got %q", l)
+		}
+		opts.Limit = n
+	}
+	jobs, next, err := s.store.List(r.Context(), opts)
+	if err != nil {
+		return fmt.Errorf("list jobs: %w", err)
+	}
+	writeJSON(w, http.StatusOK, JobList{Jobs: nonNil(jobs), NextCursor: next})
+	return nil
+}
+
+// onlyParams refuses query parameters other than names, so a typo is an
+// error rather than a silently ignored filter.
+func onlyParams(q url.Values, names ...string) error {
+	for k := range q {
+		known := false
+		for _, n := range names {
+			known = known || k == n
+		}
+		if !known {
+			return greenq.Invalid(k, "is not a known query parameter (known: %s)", strings.Join(names, ", "))
+		}
+	}
+	return nil
+}
+
+func statesList() string {
+	s := make([]string, len(greenq.States))
+	for i, st := range greenq.States {
+		s[i] = string(st)
+	}
+	return strings.Join(s, ", ")
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,335 @@
+package api
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/policy"
+)
+
+// PlanEntry is one pending or planned job in GET /v1/plan: where and when it
+// will run, what that emits and costs, and the run-now baseline.
+type PlanEntry struct {
+	ID          string       `json:"id"`
+	Name        string       `json:"name"`
+	Tenant      string       `json:"tenant,omitempty"`
+	State       greenq.State `json:"state"`
+	GPUs        int          `json:"gpus"`
+	SubmittedAt time.Time    `json:"submitted_at"`
+	Deadline    time.Time    `json:"deadline"`
+	// Region, Start and End are empty until the planner has placed the job.
+	Region          string           `json:"region,omitempty"`
+	Start           *time.Time       `json:"start,omitempty"`
+	End             *time.Time       `json:"end,omitempty"`
+	ExpectedGCO2    float64          `json:"expected_gco2"`
+	ExpectedCostUSD float64          `json:"expected_cost_usd"`
+	ExpectedKWh     float64          `json:"expected_kwh"`
+	SavedGCO2       float64          `json:"saved_gco2"`
+	Deferred        bool             `json:"deferred"`
+	Urgent          bool             `json:"urgent,omitempty"`
+	Reason          string           `json:"reason,omitempty"`
+	Baseline        *greenq.Baseline `json:"baseline,omitempty"`
+}
+
+// PlanTotals sums a plan.
+type PlanTotals struct {
+	Jobs            int     `json:"jobs"`
+	Deferred        int     `json:"deferred"`
+	ExpectedGCO2    float64 `json:"expected_gco2"`
+	BaselineGCO2    float64 `json:"baseline_gco2"`
+	SavedGCO2       float64 `json:"saved_gco2"`
+	ExpectedKWh     float64 `json:"expected_kwh"`
+	ExpectedCostUSD float64 `json:"expected_cost_usd"`
+}
+
+// PlanResponse is GET /v1/plan.
+type PlanResponse struct {
+	GeneratedAt time.Time   `json:"generated_at"`
+	Jobs        []PlanEntry `json:"jobs"`
+	Totals      PlanTotals  `json:"totals"`
+}
+
+// Option is one region and window weighed for a job (GET /v1/plan?explain=ID).
+type Option struct {
+	Region          string    `json:"region"`
+	Start           time.Time `json:"start"`
+	End             time.Time `json:"end"`
+	ExpectedGCO2    float64   `json:"expected_gco2"`
+	ExpectedCostUSD float64   `json:"expected_cost_usd"`
+	// Rejected says why the option lost; empty for the chosen one.
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// Explanation is GET /v1/plan?explain=ID: the job's plan, the best option in
+// every allowed region plus the run-now baseline, and why the chosen one won.
+type Explanation struct {
+	Job          PlanEntry `json:"job"`
+	Chosen       *Option   `json:"chosen,omitempty"`
+	Alternatives []Option  `json:"alternatives"`
+	Why          string    `json:"why"`
+}
+
+func entry(j *greenq.Job, now time.Time) PlanEntry {
+	e := PlanEntry{ID: j.ID, Name: j.Name, Tenant: j.Tenant, State: j.State, GPUs: j.GPUs,
+		SubmittedAt: j.SubmittedAt, Deadline: j.Deadline}
+	if p := j.Plan; p != nil {
+		start, end := p.Start, p.End
+		if end.IsZero() {
+			end = start.Add(j.Duration())
+		}
+		e.Region, e.Start, e.End = p.Region, &start, &end
+		e.ExpectedGCO2, e.ExpectedCostUSD, e.ExpectedKWh = p.ExpectedGCO2, p.ExpectedCostUSD, p.ExpectedKWh
+		e.SavedGCO2 = p.Baseline.ExpectedGCO2 - p.ExpectedGCO2
+		e.Urgent, e.Reason = p.Urgent, p.Reason
+		b := p.Baseline
+		e.Baseline = &b
+		e.Deferred = start.After(now)
+	}
+	return e
+}
+
+func (s *Server) plan(w http.ResponseWriter, r *http.Request, p principal) error {
+	q := r.URL.Query()
+	if err := onlyParams(q, "explain"); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	if id := q.Get("explain"); q.Has("explain") {
+		if id == "" {
+			return greenq.Invalid("explain", "needs a job id")
+		}
+		x, err := s.explain(r, p, id, now)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, x)
+		return nil
+	}
+	jobs, err := s.store.Pending(r.Context())
+	if err != nil {
+		return fmt.Errorf("list pending jobs: %w", err)
+	}
+	out := PlanResponse{GeneratedAt: now.UTC(), Jobs: []PlanEntry{}}
+	for _, j := range jobs {
+		if !p.admin && j.Tenant != p.tenant {
+			continue
+		}
+		e := entry(j, now)
+		out.Jobs = append(out.Jobs, e)
+		t := &out.Totals
+		t.Jobs++
+		if e.Deferred {
+			t.Deferred++
+		}
+		t.ExpectedGCO2 += e.ExpectedGCO2
+		t.SavedGCO2 += e.SavedGCO2
+		t.ExpectedKWh += e.ExpectedKWh
+		t.ExpectedCostUSD += e.ExpectedCostUSD
+		if e.Baseline != nil {
+			t.BaselineGCO2 += e.Baseline.ExpectedGCO2
+		}
+	}
+	slices.SortStableFunc(out.Jobs, func(a, b PlanEntry) int {
+		return cmp.Or(compareTimes(a.Start, b.Start), a.Deadline.Compare(b.Deadline), cmp.Compare(a.ID, b.ID))
+	})
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func compareTimes(a, b *time.Time) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return a.Compare(*b)
+}
+
+// explain re-plans one job in each allowed region separately with the
+// planner, so every region's best window can be set against the choice.
+func (s *Server) explain(r *http.Request, p principal, id string, now time.Time) (*Explanation, error) {
+	ctx := r.Context()
+	j, err := s.store.Get(ctx, p.scope(), id)
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	regions, err := s.store.Regions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list regions: %w", err)
+	}
+	x := &Explanation{Job: entry(j, now), Alternatives: []Option{}}
+	dur := j.Duration()
+	if dur <= 0 {
+		dur = greenq.DefaultDuration
+	}
+	var opts []Option
+	var baseline *Option
+	for _, reg := range regions {
+		if len(j.Regions) > 0 && !slices.Contains(j.Regions, reg.Name) {
+			continue
+		}
+		if j.MaxPriceUSDPerGPUHour > 0 && reg.GPUPriceUSDPerHour > j.MaxPriceUSDPerGPUHour {
+			opts = append(opts, Option{Region: reg.Name, Rejected: fmt.Sprintf("its price $%.2f/GPU-h is over the job's cap of $%.2f", reg.GPUPriceUSDPerHour, j.MaxPriceUSDPerGPUHour)})
+			continue
+		}
+		series, err := s.store.Series(ctx, reg.Name)
+		if err != nil {
+			opts = append(opts, Option{Region: reg.Name, Rejected: "no forecast: " + err.Error()})
+			continue
+		}
+		pr := policy.Region{Name: reg.Name, PUE: reg.PUE, Series: series,
+			Price: policy.PriceSchedule{USDPerGPUHour: reg.GPUPriceUSDPerHour}}
+		for _, st := range reg.PriceSchedule {
+			pr.Price.TimeOfUse = append(pr.Price.TimeOfUse, policy.TimeOfUsePrice{FromHour: st.FromHour, ToHour: st.ToHour, USDPerGPUHour: st.USDPerGPUHour})
+		}
+		earliest := j.SubmittedAt
+		res := policy.Plan(policy.Input{Now: now, Regions: []policy.Region{pr}, Config: s.cfg.Planner, Jobs: []policy.Job{{
+			ID: j.ID, Group: j.Group, GPUs: max(j.GPUs, 1), Duration: dur, PowerW: j.PowerW,
+			Earliest: earliest, Deadline: j.Deadline, Regions: []string{reg.Name},
+			Interruptible: j.Interruptible,
+		}}})
+		if len(res.Assignments) == 0 {
+			continue
+		}
+		a := res.Assignments[0]
+		if baseline == nil {
+			b := a.Baseline
+			baseline = &Option{Region: b.Region, Start: b.Start, End: b.Start.Add(dur), ExpectedGCO2: b.ExpectedGCO2, ExpectedCostUSD: b.ExpectedCostUSD}
+		}
+		o := Option{Region: reg.Name, Start: a.Start(), End: a.End(), ExpectedGCO2: a.ExpectedGCO2, ExpectedCostUSD: a.ExpectedCostUSD}
+		if a.Urgent {
+			o.Rejected = "cannot wait here: " + a.Reason
+		}
+		opts = append(opts, o)
+		for _, alt := range a.Alternatives {
+			if alt.Rejected != "" {
+				opts = append(opts, Option{Region: alt.Region, Start: alt.Start, End: alt.Start.Add(dur), ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected})
+			}
+		}
+	}
+	var chosen *Option
+	if pl := j.Plan; pl != nil {
+		end := pl.End
+		if end.IsZero() {
+			end = pl.Start.Add(dur)
+		}
+		chosen = &Option{Region: pl.Region, Start: pl.Start, End: end, ExpectedGCO2: pl.ExpectedGCO2, ExpectedCostUSD: pl.ExpectedCostUSD}
+		x.Why = pl.Reason
+	} else {
+		for i := range opts {
+			if opts[i].Rejected == "" && (chosen == nil || better(opts[i], *chosen)) {
+				c := opts[i]
+				chosen = &c
+			}
+		}
+		x.Why = "not planned yet: this is the option the planner would pick now"
+	}
+	if baseline != nil {
+		baseline.Rejected = "run-now baseline"
+		opts = append(opts, *baseline)
+	}
+	for _, o := range opts {
+		if chosen != nil && o.Rejected == "" {
+			if o.Region == chosen.Region && o.Start.Equal(chosen.Start) {
+				continue
+			}
+			o.Rejected = lostTo(o, *chosen)
+		} else if chosen != nil && o.Rejected == "run-now baseline" {
+			o.Rejected = "run-now baseline: " + lostTo(o, *chosen)
+		}
+		x.Alternatives = append(x.Alternatives, o)
+	}
+	x.Chosen = chosen
+	if chosen == nil {
+		x.Why = "no allowed region has a usable forecast"
+	}
+	return x, nil
+}
+
+func better(a, b Option) bool {
+	return a.ExpectedGCO2 < b.ExpectedGCO2 || (a.ExpectedGCO2 == b.ExpectedGCO2 && a.ExpectedCostUSD < b.ExpectedCostUSD)
+}
+
+// lostTo says why o lost to chosen.
+func lostTo(o, chosen Option) string {
+	d := o.ExpectedGCO2 - chosen.ExpectedGCO2
+	switch {
+	case d > 0 && chosen.ExpectedGCO2 > 0:
+		return fmt.Sprintf("%.1f gCO2e more (+%.0f%%) than %s at %s", d, 100*d/chosen.ExpectedGCO2, chosen.Region, chosen.Start.UTC().Format(time.RFC3339))
+	case d > 0:
+		return fmt.Sprintf("%.1f gCO2e more than %s", d, chosen.Region)
+	case d == 0 && o.ExpectedCostUSD > chosen.ExpectedCostUSD:
+		return fmt.Sprintf("same gCO2e, $%.2f dearer", o.ExpectedCostUSD-chosen.ExpectedCostUSD)
+	case d < 0:
+		return fmt.Sprintf("%.1f gCO2e less by today's forecast; the plan keeps its window until a re-plan gains enough to move", -d)
+	}
+	return "equal to the chosen option; the planner kept its choice"
+}
+
+// Summary is GET /v1/summary: totals over the caller's jobs, for the
+// dashboard.
+type Summary struct {
+	Jobs    int                  `json:"jobs"`
+	ByState map[greenq.State]int `json:"by_state"`
+	// Deferred counts pending and planned jobs whose planned start is later
+	// than now.
+	Deferred int `json:"deferred"`
+	// EmittedGCO2, SavedGCO2 and EnergyKWh sum the receipts of finished jobs.
+	EmittedGCO2 float64 `json:"emitted_gco2"`
+	SavedGCO2   float64 `json:"saved_gco2"`
+	EnergyKWh   float64 `json:"energy_kwh"`
+	// PlannedSavedGCO2 is what the plans of unreleased jobs expect to save.
+	PlannedSavedGCO2 float64 `json:"planned_saved_gco2"`
+	// Truncated is set when only the first MaxSummaryJobs jobs were read.
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// MaxSummaryJobs bounds how many jobs GET /v1/summary reads.
+const MaxSummaryJobs = 20000
+
+func (s *Server) summary(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := onlyParams(r.URL.Query()); err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	out := Summary{ByState: map[greenq.State]int{}}
+	opts := listAll(p)
+	for {
+		jobs, next, err := s.store.List(r.Context(), opts)
+		if err != nil {
+			return fmt.Errorf("list jobs: %w", err)
+		}
+		for _, j := range jobs {
+			out.Jobs++
+			out.ByState[j.State]++
+			if rc := j.Receipt; rc != nil {
+				out.EmittedGCO2 += rc.GCO2
+				out.SavedGCO2 += rc.SavedGCO2
+				out.EnergyKWh += rc.EnergyKWh
+			}
+			if (j.State == greenq.StatePending || j.State == greenq.StatePlanned) && j.Plan != nil {
+				if j.Plan.Start.After(now) {
+					out.Deferred++
+				}
+				out.PlannedSavedGCO2 += j.Plan.Baseline.ExpectedGCO2 - j.Plan.ExpectedGCO2
+			}
+		}
+		if next == "" || len(jobs) == 0 {
+			break
+		}
+		if out.Jobs >= MaxSummaryJobs {
+			out.Truncated = true
+			break
+		}
+		opts.Cursor = next
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package backtest replays a workload against real carbon-intensity history
+// to show what greenq would have saved: the engine behind `greenq simulate`.
+//
+// Run drives a virtual clock through submits, re-plan ticks and releases,
+// and at each decision calls the production planner (policy.Plan) with only
+// what was known then: the actual series up to that instant, extended into
+// the future by the production forecaster, or the latest real forecast
+// vintage issued by then. Three policies are scored on the actual series:
+// now (start at submit in the first allowed region), greenq, and an oracle
+// with perfect knowledge, exact when capacity is unbounded and a Lagrangian
+// lower bound otherwise.
+//
+// The readers take the simulate file formats (carbon, workload, forecast
+// vintages) and report errors as file:line:column.
+package backtest
