@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
 )
 
 // fakeAPI answers like the real API for the few routes the tests use and
@@ -167,4 +168,17 @@ func TestSparklineAndTail(t *testing.T) {
 	require.Equal(t, "def", string(newTail([]byte("abc"), []byte("abcdef"))))
 	require.Equal(t, "ef", string(newTail([]byte("xxabcd"), []byte("bcdef"))), "the tail slid")
 	require.Equal(t, "new", string(newTail(nil, []byte("new"))))
+}
+
+func TestChartLine(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var s forecast.Series
+	for i, v := range []float64{100, 50, 10, 80} {
+		start := now.Add(time.Duration(i) * time.Hour)
+		s.Points = append(s.Points, forecast.Point{Start: start, End: start.Add(time.Hour), GCO2PerKWh: v})
+	}
+	got := chartLine(s, []time.Time{now.Add(2*time.Hour + 10*time.Minute)}, now, 4, time.Hour)
+	require.Equal(t, "█▄▁▆", got[0])
+	require.Equal(t, "  ^", got[1], "the mark sits under the cleanest hour, where the job starts")
 }

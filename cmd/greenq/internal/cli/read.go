@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -72,12 +73,62 @@ func newPlan(g *globals) *cobra.Command {
 			}
 			t := plan.Totals
 			fmt.Fprintf(tw, "\n%d jobs, %d deferred: %.3g gCO2e expected against %.3g running at once (%.3g saved)\n", t.Jobs, t.Deferred, t.ExpectedGCO2, t.BaselineGCO2, t.SavedGCO2)
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if isTerminal(g.stdout) {
+				g.planCharts(cmd.Context(), plan, now)
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&explain, "explain", "", "show the alternatives weighed for one job and why the chosen one won")
 	outputFlag(cmd, g)
 	return cmd
+}
+
+// planCharts draws, per region with planned jobs, the next 48 hours of its
+// forecast as a sparkline with a mark under each planned start.
+func (g *globals) planCharts(ctx context.Context, plan api.PlanResponse, now time.Time) {
+	starts := map[string][]time.Time{}
+	var regions []string
+	for _, e := range plan.Jobs {
+		if e.Start == nil {
+			continue
+		}
+		if _, ok := starts[e.Region]; !ok {
+			regions = append(regions, e.Region)
+		}
+		starts[e.Region] = append(starts[e.Region], *e.Start)
+	}
+	sort.Strings(regions)
+	if len(regions) > 0 {
+		fmt.Fprintf(g.stdout, "\nnext 48 h, one character per hour from %s (^ planned starts):\n", now.Local().Format("15:04"))
+	}
+	for _, r := range regions {
+		var s forecast.Series
+		if err := g.client().do(ctx, "GET", "/v1/forecasts/"+url.PathEscape(r)+"?hours=48", nil, &s); err != nil {
+			continue
+		}
+		line := chartLine(s, starts[r], now, 48, time.Hour)
+		fmt.Fprintf(g.stdout, "%-12s %s\n%-12s %s\n", r, line[0], "", line[1])
+	}
+}
+
+// chartLine returns a sparkline of s over n steps from now and a second
+// line with ^ under each step holding a start.
+func chartLine(s forecast.Series, starts []time.Time, now time.Time, n int, step time.Duration) [2]string {
+	vals := make([]float64, n)
+	for i := range vals {
+		vals[i], _ = s.Mean(now.Add(time.Duration(i)*step), now.Add(time.Duration(i+1)*step))
+	}
+	marks := []rune(strings.Repeat(" ", n))
+	for _, t := range starts {
+		if i := int(t.Sub(now) / step); i >= 0 && i < n {
+			marks[i] = '^'
+		}
+	}
+	return [2]string{sparkline(vals, n), strings.TrimRight(string(marks), " ")}
 }
 
 func durationUntil(now, t time.Time) string {

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast/zones"
 )
 
 // DefaultRedisURL is used when no Redis is named anywhere.
@@ -229,6 +230,13 @@ func (c *Config) setDefaults() {
 		if r.PUE == 0 {
 			r.PUE = 1
 		}
+		// A cloud region's name says where it draws power: fill the zone
+		// from the built-in table unless the config names one.
+		if r.Zone == "" {
+			if z, ok := zones.Lookup(r.Name); ok {
+				r.Zone, _ = z.For(r.Provider)
+			}
+		}
 	}
 }
 
@@ -264,7 +272,7 @@ func (c Config) Validate() error {
 		}
 		seen[r.Name] = true
 		if r.Zone == "" {
-			return greenq.Invalid(f+".zone", "is required (the grid zone the provider knows, e.g. GB)")
+			return greenq.Invalid(f+".zone", "is required for %q, which is not a cloud region greenq knows (name an AWS, GCP or Azure region, or give the grid zone the provider knows, e.g. GB)", r.Name)
 		}
 		known := false
 		for _, p := range knownProviders {

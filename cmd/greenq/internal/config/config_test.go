@@ -44,6 +44,15 @@ func TestParseGood(t *testing.T) {
 	require.Equal(t, 100.0, c.Objective.CarbonPriceUSDPerTonne)
 }
 
+func TestCloudRegionZones(t *testing.T) {
+	t.Parallel()
+	c, err := load(t, "regions: [{name: eu-west-2, provider: electricitymaps}, {name: us-west-1, provider: watttime}, {name: eu-west-2b, zone: GB-1, provider: ukci}]\n")
+	require.NoError(t, err)
+	require.Equal(t, "GB", c.Regions[0].Zone)
+	require.Equal(t, "CAISO_NORTH", c.Regions[1].Zone)
+	require.Equal(t, "GB-1", c.Regions[2].Zone, "an explicit zone wins")
+}
+
 func TestParseBad(t *testing.T) {
 	t.Parallel()
 	region := "regions: [{name: a, zone: SE}]\n"
@@ -61,6 +70,7 @@ func TestParseBad(t *testing.T) {
 		{"bad region name", "regions: [{name: 'EU North', zone: SE}]\n", "regions[0].name"},
 		{"duplicate region", "regions: [{name: a, zone: SE}, {name: a, zone: GB}]\n", "regions[1].name"},
 		{"no zone", "regions: [{name: a}]\n", "regions[0].zone"},
+		{"cloud region without a watttime zone", "regions: [{name: ap-south-1, provider: watttime}]\n", "regions[0].zone"},
 		{"unknown provider", "regions: [{name: a, zone: SE, provider: oracle}]\n", "regions[0].provider"},
 		{"pue below 1", "regions: [{name: a, zone: SE, pue: 0.5}]\n", "regions[0].pue"},
 		{"negative price", "regions: [{name: a, zone: SE, gpu_price_usd_per_hour: -2}]\n", "regions[0].gpu_price_usd_per_hour"},
