@@ -1,0 +1,32 @@
+// Package worker runs the jobs released to one region: an asynq server that
+// serves only that region's queue, a handler that runs each job's argv in its
+// own process group with the GPUs it assigns, and the measurements behind
+// the job's carbon receipt.
+//
+// A job's argv runs directly (no shell unless the user wrote one) in its own
+// process group, with GREENQ_JOB_ID, GREENQ_REGION, GREENQ_TRIAL,
+// CUDA_VISIBLE_DEVICES (GPUs from the worker's pool, never shared),
+// GREENQ_CHECKPOINT_DIR for interruptible jobs and
+// GREENQ_FUNCTIONAL_UNITS_FILE. Cancel, a passed deadline, or the end of an
+// interruptible job's planned segment (SIGTERM, Grace, SIGKILL) stop the
+// whole group. Every outcome is recorded on the job, so the handler returns
+// nil and asynq never runs a finished or cancelled job again; a worker that
+// dies loses no job, because asynq's lease recovery hands the task to
+// another worker and Start counts the attempt.
+//
+// Energy is measured, not guessed, wherever the machine allows:
+//
+//   - GPU: NVML (github.com/NVIDIA/go-nvml) total-energy counter read at start
+//     and end ("nvml"), else power samples integrated over time
+//     ("nvml-power-sampling"), else an estimate from the power limit or the
+//     model's TDP times utilisation, or the configured per-GPU power
+//     ("estimate"). NVML needs cgo: builds with CGO_ENABLED=0 estimate only.
+//   - CPU and memory: RAPL counters under /sys/class/powercap, the job's
+//     share by its CPU time against the machine's ("rapl"), else a configured
+//     estimate ("estimate").
+//
+// ComputeReceipt turns the measured energy and the region's stored carbon
+// series into a receipt: gCO2e = kWh × PUE × intensity, the run-now
+// baseline for the same energy, the saving, and the Software Carbon
+// Intensity (ISO/IEC 21031).
+package worker

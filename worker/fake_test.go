@@ -1,0 +1,173 @@
+package worker
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/queue"
+)
+
+// fakeStore is an in-memory Store with the queue's state rules for the
+// calls the worker makes.
+type fakeStore struct {
+	mu       sync.Mutex
+	jobs     map[string]*greenq.Job
+	logs     map[string][]byte
+	appends  map[string][]int // sizes of AppendLog calls
+	series   map[string]forecast.Series
+	finishes chan finishCall
+	subs     []chan string // CancelEvents subscribers
+	beats    chan queue.WorkerInfo
+}
+
+type finishCall struct {
+	id string
+	f  queue.FinishRequest
+}
+
+var _ Store = (*fakeStore)(nil)
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{
+		jobs: map[string]*greenq.Job{}, logs: map[string][]byte{}, appends: map[string][]int{},
+		series:   map[string]forecast.Series{},
+		finishes: make(chan finishCall, 16),
+		beats:    make(chan queue.WorkerInfo, 16),
+	}
+}
+
+func (s *fakeStore) put(j *greenq.Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := *j
+	s.jobs[j.ID] = &cp
+}
+
+func (s *fakeStore) job(id string) greenq.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return *s.jobs[id]
+}
+
+func (s *fakeStore) log(id string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return string(s.logs[id])
+}
+
+// cancel cancels a job as the queue does: record, then an event to every
+// subscriber.
+func (s *fakeStore) cancel(id string) {
+	s.mu.Lock()
+	s.jobs[id].State = greenq.StateCancelled
+	subs := s.subs
+	s.mu.Unlock()
+	for _, c := range subs {
+		c <- id
+	}
+}
+
+func (s *fakeStore) Start(_ context.Context, id string, run greenq.Run) (*greenq.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return nil, greenq.ErrNotFound
+	}
+	if j.State != greenq.StateReleased && j.State != greenq.StateRunning {
+		return nil, greenq.Errorf(greenq.CodeConflict, "job %s is %s", id, j.State)
+	}
+	j.State = greenq.StateRunning
+	j.Attempts++
+	run.Attempt = j.Attempts
+	j.Run = &run
+	cp := *j
+	return &cp, nil
+}
+
+func (s *fakeStore) AppendLog(_ context.Context, id string, p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logs[id] = append(s.logs[id], p...)
+	s.appends[id] = append(s.appends[id], len(p))
+	return nil
+}
+
+func (s *fakeStore) Finish(_ context.Context, id string, f queue.FinishRequest) (*greenq.Job, error) {
+	s.mu.Lock()
+	j, ok := s.jobs[id]
+	if !ok {
+		s.mu.Unlock()
+		return nil, greenq.ErrNotFound
+	}
+	if j.State != greenq.StateRunning && !(j.State == greenq.StateCancelled && f.State == greenq.StateCancelled) {
+		s.mu.Unlock()
+		return nil, greenq.Errorf(greenq.CodeConflict, "job %s is %s", id, j.State)
+	}
+	j.State = f.State
+	j.Segments = append(j.Segments, f.Segment)
+	if f.Receipt != nil {
+		j.Receipt = f.Receipt
+	}
+	if j.Run != nil {
+		end, code := f.Segment.End, f.ExitCode
+		j.Run.FinishedAt, j.Run.ExitCode = &end, &code
+	}
+	j.Error = f.Error
+	cp := *j
+	s.mu.Unlock()
+	s.finishes <- finishCall{id, f}
+	return &cp, nil
+}
+
+func (s *fakeStore) CancelEvents(ctx context.Context) <-chan string {
+	in := make(chan string, 16)
+	s.mu.Lock()
+	s.subs = append(s.subs, in)
+	s.mu.Unlock()
+	out := make(chan string)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case id := <-in:
+				select {
+				case out <- id:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	return out
+}
+
+func (s *fakeStore) Heartbeat(_ context.Context, w queue.WorkerInfo, _ time.Duration) error {
+	select {
+	case s.beats <- w:
+	default:
+	}
+	return nil
+}
+
+func (s *fakeStore) Series(_ context.Context, region string) (forecast.Series, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.series[region], nil
+}
+
+func (s *fakeStore) Get(_ context.Context, _ string, id string) (*greenq.Job, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return nil, greenq.ErrNotFound
+	}
+	cp := *j
+	return &cp, nil
+}

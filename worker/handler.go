@@ -1,0 +1,477 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/queue"
+	"github.com/hibiken/asynq"
+)
+
+// Environment variables a job sees.
+const (
+	EnvJobID         = "GREENQ_JOB_ID"
+	EnvRegion        = "GREENQ_REGION"
+	EnvTrial         = "GREENQ_TRIAL"
+	EnvCheckpointDir = "GREENQ_CHECKPOINT_DIR"
+	// EnvFunctionalUnitsFile names a file where the job may write how many
+	// functional units (the job's FunctionalUnit, e.g. "1000 images") it
+	// produced in all; the receipt's SCI is then per unit, else per job.
+	EnvFunctionalUnitsFile = "GREENQ_FUNCTIONAL_UNITS_FILE"
+)
+
+// Outcomes, as counted in greenq_worker_jobs_total.
+const (
+	OutcomeSucceeded = "succeeded"
+	OutcomeFailed    = "failed"
+	OutcomeCancelled = "cancelled"
+	OutcomePaused    = "paused"    // interruptible job paused, planned again
+	OutcomeAbandoned = "abandoned" // worker stopped; asynq hands the task to another worker
+)
+
+// readerWait bounds how long output is drained after the job's processes
+// are gone (a process that left the group may hold the pipe open).
+const readerWait = 2 * time.Second
+
+type taskPayload struct {
+	JobID string `json:"job_id"`
+}
+
+// stopReason is why the worker ended a job's process.
+type stopReason int
+
+const (
+	stopNone     stopReason = iota // it exited by itself
+	stopCancel                     // user cancel (event or poll)
+	stopContext                    // asynq cancelled the task's context
+	stopDeadline                   // the job's deadline passed
+	stopPause                      // segment end or worker stopping: interruptible job paused
+	stopAbandon                    // worker stopped; asynq requeued the task
+)
+
+// ProcessTask implements asynq.Handler for queue.TaskTypeRun. It returns
+// nil for every outcome that is recorded on the job (the record is the
+// truth; asynq must not run the job again), a SkipRetry error for a bad
+// task, and a plain error only when the job could not be started because
+// the store failed, so that asynq tries again later.
+func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	w.handlers.Add(1)
+	defer w.handlers.Done()
+	if t.Type() != queue.TaskTypeRun {
+		return fmt.Errorf("process task: unknown type %q: %w", t.Type(), asynq.SkipRetry)
+	}
+	var p taskPayload
+	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.JobID == "" {
+		return fmt.Errorf("process task: payload %q is not {\"job_id\": ...}: %w", t.Payload(), asynq.SkipRetry)
+	}
+	return w.runJob(ctx, p.JobID)
+}
+
+func (w *Worker) runJob(ctx context.Context, id string) error {
+	log := w.log.With("job", id)
+	j, err := w.store.Get(ctx, "", id)
+	if err != nil {
+		if greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
+			log.Warn("released job does not exist; dropping its task")
+			return nil
+		}
+		return fmt.Errorf("read job %s: %w", id, err)
+	}
+	if j.State.Final() {
+		return nil
+	}
+	n := max(j.GPUs, 0)
+	gpus, unrunnable := w.pool.acquire(ctx, n)
+	if unrunnable != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for gpus: %w", unrunnable)
+		}
+		// More GPUs than this worker has: it can never run here. It is
+		// started and failed so that the record says why.
+		gpus = nil
+	}
+	defer func() {
+		if gpus != nil {
+			w.pool.release(gpus)
+		}
+		w.metrics.busy.WithLabelValues(w.cfg.Region, w.cfg.ID).Set(float64(w.pool.busy()))
+	}()
+	w.metrics.busy.WithLabelValues(w.cfg.Region, w.cfg.ID).Set(float64(w.pool.busy()))
+
+	j, err = w.store.Start(ctx, id, greenq.Run{Region: w.cfg.Region, Worker: w.cfg.ID,
+		StartedAt: w.cfg.Now(), GPUIndices: gpus})
+	if err != nil {
+		if greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
+			// Cancelled or finished meanwhile: never run it.
+			log.Info("job not started", "reason", err)
+			return nil
+		}
+		return fmt.Errorf("start job %s: %w", id, err)
+	}
+	log.Info("job started", "gpus", gpus, "attempt", j.Attempts, "argv0", first(j.Command))
+
+	r := &runningJob{cancel: make(chan struct{})}
+	w.mu.Lock()
+	w.running[id] = r
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, id)
+		w.mu.Unlock()
+	}()
+
+	var res result
+	if unrunnable != nil {
+		res = w.notRun(unrunnable)
+	} else {
+		res = w.execute(ctx, j, gpus, r)
+	}
+	if res.reason == stopContext {
+		// asynq cancels a task's context for a user's cancel
+		// (CancelProcessing) and when the worker lost its lease; only the
+		// record tells them apart. A lost lease means asynq runs the task
+		// again, so nothing is reported here.
+		res.reason = stopAbandon
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if cur, err := w.store.Get(gctx, "", id); err == nil && cur.State == greenq.StateCancelled {
+			res.reason = stopCancel
+		}
+		cancel()
+	}
+	if res.reason == stopAbandon {
+		w.metrics.jobs.WithLabelValues(w.cfg.Region, OutcomeAbandoned).Inc()
+		log.Warn("job killed: the worker is stopping or lost the task; asynq runs it again")
+		return nil
+	}
+	f := w.finishRequest(ctx, j, res)
+	w.finish(log, id, f)
+	outcome := string(f.State)
+	if f.State == greenq.StatePlanned {
+		outcome = OutcomePaused
+	}
+	w.metrics.jobs.WithLabelValues(w.cfg.Region, outcome).Inc()
+	w.metrics.energy.WithLabelValues(w.cfg.Region, res.gpu.Source).Add(f.Segment.EnergyKWh)
+	w.metrics.nvmlErrors.WithLabelValues(w.cfg.Region).Add(float64(res.gpu.ReadErrors))
+	if f.Receipt != nil {
+		w.metrics.gco2.WithLabelValues(w.cfg.Region).Add(f.Receipt.GCO2)
+		w.metrics.saved.WithLabelValues(w.cfg.Region).Add(f.Receipt.SavedGCO2)
+	}
+	log.Info("job ended", "state", f.State, "exit_code", f.ExitCode, "energy_kwh", f.Segment.EnergyKWh,
+		"energy_source", res.gpu.Source, "err", f.Error)
+	return nil
+}
+
+// finish reports the end of a run, retrying a few times: the job has run
+// and must not run again just because the store blinked.
+func (w *Worker) finish(log interface{ Error(string, ...any) }, id string, f queue.FinishRequest) {
+	var err error
+	for attempt := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = w.store.Finish(ctx, id, f)
+		cancel()
+		if err == nil || greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
+			return
+		}
+		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+	}
+	log.Error("report job end", "state", f.State, "err", err)
+}
+
+// result is what one run of a job's process came to.
+type result struct {
+	start, end time.Time
+	exitCode   int
+	startErr   error
+	reason     stopReason
+	gpu        GPUReading
+	cpu        CPUReading
+	units      float64 // functional units the job reported; 0 = none
+}
+
+// readUnits reads the count a job wrote to its functional-units file.
+func readUnits(path string) float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64)
+	if err != nil || v <= 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+// execute runs the job's argv until it exits or is stopped.
+func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runningJob) (res result) {
+	now := w.cfg.Now()
+	res = result{start: now, end: now, exitCode: -1}
+	if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
+		res = w.notRun(fmt.Errorf("deadline %s passed before the job could start", j.Deadline.UTC().Format(time.RFC3339)))
+		res.reason = stopDeadline
+		return res
+	}
+	if len(j.Command) == 0 {
+		return w.notRun(errors.New("job has no command"))
+	}
+
+	cmd := exec.Command(j.Command[0], j.Command[1:]...)
+	cmd.Env = append(os.Environ(),
+		EnvJobID+"="+j.ID,
+		EnvRegion+"="+w.cfg.Region,
+		EnvTrial+"="+strconv.Itoa(j.Trial),
+		"CUDA_VISIBLE_DEVICES="+joinInts(gpus),
+		// NVML numbers GPUs in PCI bus order; make CUDA agree.
+		"CUDA_DEVICE_ORDER=PCI_BUS_ID",
+	)
+	if j.Interruptible {
+		dir := filepath.Join(w.cfg.CheckpointRoot, j.ID)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return w.notRun(fmt.Errorf("create checkpoint dir: %w", err))
+		}
+		cmd.Env = append(cmd.Env, EnvCheckpointDir+"="+dir)
+	}
+	if tmp, err := os.MkdirTemp("", "greenq-run-"); err == nil {
+		defer os.RemoveAll(tmp)
+		unitsFile := filepath.Join(tmp, "functional-units")
+		cmd.Env = append(cmd.Env, EnvFunctionalUnitsFile+"="+unitsFile)
+		defer func() { res.units = readUnits(unitsFile) }()
+	}
+	setProcessGroup(cmd)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return w.notRun(fmt.Errorf("create output pipe: %w", err))
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+
+	sink := newLogSink(w.store, j.ID, w.cfg.LogTailBytes, w.log)
+	sinkDone := make(chan struct{})
+	sinkStopped := make(chan struct{})
+	go func() { defer close(sinkStopped); sink.run(sinkDone) }()
+	defer func() { close(sinkDone); <-sinkStopped }()
+
+	fallbackW := w.cfg.DefaultPowerW
+	if j.PowerW > 0 {
+		fallbackW = j.PowerW
+	}
+	gm := w.meter.Start(gpus, fallbackW)
+	cm := w.cpu.Start()
+	res.start = w.cfg.Now()
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		pr.Close()
+		res.end = w.cfg.Now()
+		res.gpu, res.cpu = gm.Stop(), cm.Stop(0)
+		res.exitCode = 127
+		res.startErr = fmt.Errorf("start %s: %w", j.Command[0], err)
+		fmt.Fprintf(sink, "greenq: %v\n", res.startErr)
+		return res
+	}
+	pw.Close()
+	copied := make(chan struct{})
+	go func() { defer close(copied); _, _ = io.Copy(sink, pr) }()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pid := cmd.Process.Pid
+
+	var deadline <-chan time.Time
+	if !j.Deadline.IsZero() {
+		t := time.NewTimer(j.Deadline.Sub(w.cfg.Now()))
+		defer t.Stop()
+		deadline = t.C
+	}
+	var segEnd <-chan time.Time
+	if end, ok := pauseAt(j, res.start); ok {
+		t := time.NewTimer(end.Sub(w.cfg.Now()))
+		defer t.Stop()
+		segEnd = t.C
+	}
+	draining := w.draining
+	if !j.Interruptible {
+		draining = nil // let it finish within Grace
+	}
+	var grace <-chan time.Time
+	pause := func() {
+		if res.reason == stopNone {
+			res.reason = stopPause
+			_ = signalGroup(pid, sigTerm)
+			grace = time.After(w.cfg.Grace)
+		}
+		segEnd, draining = nil, nil
+	}
+	kill := func(reason stopReason) {
+		if res.reason == stopNone || res.reason == stopPause || res.reason == stopContext {
+			res.reason = reason
+		}
+		_ = signalGroup(pid, sigKill)
+	}
+	// Closed channels are set to nil once handled so the loop does not spin.
+	ctxDone, cancelled, abandon := ctx.Done(), r.cancel, w.abandon
+	var waitErr error
+loop:
+	for {
+		select {
+		case waitErr = <-exited:
+			break loop
+		case <-ctxDone:
+			ctxDone = nil
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				kill(stopDeadline)
+			} else {
+				kill(stopContext)
+			}
+		case <-cancelled:
+			cancelled = nil
+			kill(stopCancel)
+		case <-deadline:
+			kill(stopDeadline)
+		case <-abandon:
+			abandon = nil
+			kill(stopAbandon)
+		case <-segEnd:
+			pause()
+		case <-draining:
+			pause()
+		case <-grace:
+			_ = signalGroup(pid, sigKill)
+		}
+	}
+	// The leader is gone; end whatever it left behind in its group.
+	_ = signalGroup(pid, sigKill)
+	res.end = w.cfg.Now()
+	select {
+	case <-copied:
+	case <-time.After(readerWait):
+	}
+	pr.Close()
+	<-copied
+	res.exitCode = exitCode(cmd.ProcessState)
+	var jobCPU time.Duration
+	if ps := cmd.ProcessState; ps != nil {
+		jobCPU = ps.UserTime() + ps.SystemTime()
+	}
+	res.gpu, res.cpu = gm.Stop(), cm.Stop(jobCPU)
+	if waitErr != nil && res.reason == stopNone && cmd.ProcessState == nil {
+		res.startErr = fmt.Errorf("wait for job: %w", waitErr)
+	}
+	return res
+}
+
+// notRun is the result of a job that could not be started: no energy.
+func (w *Worker) notRun(err error) result {
+	now := w.cfg.Now()
+	return result{start: now, end: now, exitCode: -1, startErr: err,
+		gpu: GPUReading{Source: SourceEstimate, Model: w.meter.Model()},
+		cpu: CPUReading{Source: SourceEstimate}}
+}
+
+// pauseAt returns when an interruptible job's current planned segment
+// ends, if a later segment follows it (the last one runs to completion).
+func pauseAt(j *greenq.Job, now time.Time) (time.Time, bool) {
+	if !j.Interruptible || j.Plan == nil {
+		return time.Time{}, false
+	}
+	segs := j.Plan.Segments
+	for i, s := range segs {
+		if s.End.After(now) {
+			return s.End, i < len(segs)-1
+		}
+	}
+	return time.Time{}, false
+}
+
+// finishRequest turns a run's result into the report for the store.
+func (w *Worker) finishRequest(ctx context.Context, j *greenq.Job, res result) queue.FinishRequest {
+	seg := greenq.RunSegment{Region: w.cfg.Region, Worker: w.cfg.ID, Start: res.start, End: res.end,
+		EnergyKWh: res.gpu.KWh + res.cpu.CPUKWh + res.cpu.RAMKWh}
+	f := queue.FinishRequest{ExitCode: res.exitCode, Segment: seg}
+	switch {
+	case res.reason == stopCancel:
+		f.State, f.Error = greenq.StateCancelled, "cancelled while running"
+	case res.reason == stopDeadline:
+		f.State = greenq.StateFailed
+		if res.startErr != nil {
+			f.Error = res.startErr.Error()
+		} else {
+			f.Error = fmt.Sprintf("deadline %s passed: the job was killed after running %s",
+				j.Deadline.UTC().Format(time.RFC3339), res.end.Sub(res.start).Round(time.Second))
+		}
+	case res.startErr != nil:
+		f.State, f.Error = greenq.StateFailed, res.startErr.Error()
+	case res.exitCode == 0:
+		f.State = greenq.StateSucceeded // also a paused job that finished within its grace
+	case res.reason == stopPause:
+		f.State = greenq.StatePlanned
+		return f // paused: no receipt until the job ends
+	default:
+		f.State, f.Error = greenq.StateFailed, fmt.Sprintf("exit status %d", res.exitCode)
+	}
+	rc := w.receipt(ctx, j, res)
+	f.Receipt = &rc
+	return f
+}
+
+// receipt computes the job's receipt over all its segments: those recorded
+// before this run (by their total energy) and this one.
+func (w *Worker) receipt(ctx context.Context, j *greenq.Job, res result) greenq.Receipt {
+	var segs []SegmentEnergy
+	for _, s := range j.Segments {
+		segs = append(segs, SegmentEnergy{Region: s.Region, Start: s.Start, End: s.End, OtherKWh: s.EnergyKWh})
+	}
+	segs = append(segs, SegmentEnergy{Region: w.cfg.Region, Start: res.start, End: res.end,
+		GPUKWh: res.gpu.KWh, CPUKWh: res.cpu.CPUKWh, RAMKWh: res.cpu.RAMKWh})
+	regions := map[string]bool{}
+	for _, s := range segs {
+		regions[s.Region] = true
+	}
+	if j.Plan != nil && j.Plan.Baseline.Region != "" {
+		regions[j.Plan.Baseline.Region] = true
+	}
+	series := map[string]forecast.Series{}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	for r := range regions {
+		s, err := w.store.Series(sctx, r)
+		if err != nil {
+			w.log.Warn("read series for receipt", "job", j.ID, "series_region", r, "err", err)
+			continue
+		}
+		if len(s.Points) > 0 {
+			series[r] = s
+		}
+	}
+	return ComputeReceipt(ReceiptInput{
+		Segments: segs, Series: series, PUE: w.cfg.PUE, Plan: j.Plan, GPUs: j.GPUs,
+		EmbodiedGCO2PerGPUHour: w.cfg.EmbodiedGCO2PerGPUHour,
+		FunctionalUnit:         j.FunctionalUnit,
+		FunctionalUnits:        res.units,
+		EnergySource:           res.gpu.Source, CPUEnergySource: res.cpu.Source,
+		GPUModel: res.gpu.Model, GPUUtilizationPct: res.gpu.UtilizationPct, GPUMemoryUsedMiB: res.gpu.MemoryUsedMiB,
+	})
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func first(xs []string) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	return xs[0]
+}

@@ -1,0 +1,32 @@
+package worker
+
+import (
+	"context"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/queue"
+)
+
+// Store is what the worker needs from the job store (*queue.Store
+// implements it).
+type Store interface {
+	// Start moves a released or running job to running and counts the
+	// attempt. A job in a final state, or cancelled, gives a
+	// *greenq.Error with CodeConflict.
+	Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error)
+	// AppendLog adds output to the job's log; the store keeps a bounded tail.
+	AppendLog(ctx context.Context, id string, p []byte) error
+	// Finish records the end of a run: succeeded, failed or cancelled, or
+	// planned when an interruptible job is paused at the end of a segment.
+	Finish(ctx context.Context, id string, f queue.FinishRequest) (*greenq.Job, error)
+	// CancelEvents streams the ids of cancelled jobs until ctx ends.
+	CancelEvents(ctx context.Context) <-chan string
+	// Heartbeat announces the worker and its live capacity for ttl.
+	Heartbeat(ctx context.Context, w queue.WorkerInfo, ttl time.Duration) error
+	// Series returns a region's stored carbon series.
+	Series(ctx context.Context, region string) (forecast.Series, error)
+	// Get returns a job; tenant "" matches any tenant.
+	Get(ctx context.Context, tenant, id string) (*greenq.Job, error)
+}

@@ -1,0 +1,235 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/queue"
+	"github.com/hibiken/asynq"
+)
+
+// finishMargin is added to Grace for asynq's ShutdownTimeout, so that a job
+// paused within Grace is reported before asynq gives its task back.
+const finishMargin = 5 * time.Second
+
+// Worker runs the jobs released to one region.
+type Worker struct {
+	cfg     Config
+	store   Store
+	redis   asynq.RedisConnOpt
+	log     *slog.Logger
+	pool    *gpuPool
+	meter   EnergyMeter
+	cpu     *CPUMeter
+	metrics *metrics
+
+	mu      sync.Mutex
+	running map[string]*runningJob
+
+	draining  chan struct{} // closed when Run's context ends
+	abandon   chan struct{} // closed once asynq has given unfinished tasks back
+	drainOnce sync.Once
+	abandonMu sync.Once
+	handlers  sync.WaitGroup
+}
+
+// runningJob is how the worker reaches a job in progress.
+type runningJob struct {
+	cancel     chan struct{}
+	cancelOnce sync.Once
+}
+
+func (r *runningJob) cancelled() {
+	r.cancelOnce.Do(func() { close(r.cancel) })
+}
+
+// New returns a worker for cfg.Region. redisOpt is the asynq connection
+// (nil only for a worker whose handler is driven directly, as in tests).
+func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if store == nil {
+		return nil, errors.New("new worker: store is nil")
+	}
+	log := cfg.Logger.With("component", "worker", "region", cfg.Region, "worker", cfg.ID)
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("register worker metrics: %w", err)
+	}
+	meter := cfg.Meter
+	if meter == nil {
+		var err error
+		meter, err = OpenGPUMeter(MeterOptions{SampleInterval: cfg.SampleInterval, Now: cfg.Now, Logger: log})
+		if err != nil {
+			log.Info("GPU energy will be estimated", "reason", err, "power_w_per_gpu", cfg.DefaultPowerW)
+		}
+	}
+	w := &Worker{
+		cfg: cfg, store: store, redis: redisOpt, log: log,
+		pool:  newGPUPool(cfg.GPUs),
+		meter: meter,
+		cpu: &CPUMeter{Root: cfg.SysRoot, CPUPowerW: cfg.CPUPowerW, RAMPowerW: cfg.RAMPowerW,
+			SampleInterval: cfg.SampleInterval, Now: cfg.Now},
+		metrics:  m,
+		running:  map[string]*runningJob{},
+		draining: make(chan struct{}),
+		abandon:  make(chan struct{}),
+	}
+	m.gpus.WithLabelValues(cfg.Region, cfg.ID).Set(float64(cfg.GPUs))
+	m.busy.WithLabelValues(cfg.Region, cfg.ID).Set(0)
+	return w, nil
+}
+
+// Config returns the worker's configuration with defaults filled.
+func (w *Worker) Config() Config { return w.cfg }
+
+// Close releases the GPU meter.
+func (w *Worker) Close() error { return w.meter.Close() }
+
+// Run serves the region's queue until ctx ends, then stops gracefully:
+// it takes no new job, pauses interruptible jobs (SIGTERM, Grace, SIGKILL;
+// reported as planned so they are planned again), lets the others finish
+// within Grace, and kills what is still running after that; asynq gives
+// those tasks back to the queue and another worker runs them again.
+func (w *Worker) Run(ctx context.Context) error {
+	if w.redis == nil {
+		return errors.New("run worker: no redis connection")
+	}
+	srv := asynq.NewServer(w.redis, asynq.Config{
+		Concurrency: w.cfg.Concurrency,
+		Queues:      map[string]int{queue.RegionQueue(w.cfg.Region): 1},
+		// Released jobs should start within a fraction of a second.
+		TaskCheckInterval: 200 * time.Millisecond,
+		ShutdownTimeout:   w.cfg.Grace + finishMargin,
+		// A cancelled context is a user's cancel, not a failure.
+		IsFailure: func(err error) bool { return !errors.Is(err, context.Canceled) },
+		Logger:    asynqLogger{w.log.With("component", "asynq")},
+		LogLevel:  asynq.WarnLevel,
+	})
+	if err := srv.Ping(); err != nil {
+		return fmt.Errorf("run worker: connect to redis: %w", err)
+	}
+	if err := srv.Start(asynq.HandlerFunc(w.ProcessTask)); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	w.log.Info("worker started", "queue", queue.RegionQueue(w.cfg.Region), "gpus", w.cfg.GPUs,
+		"concurrency", w.cfg.Concurrency, "gpu_model", w.meter.Model())
+
+	// Heartbeats and cancels go on while running jobs drain.
+	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var loops sync.WaitGroup
+	loops.Add(2)
+	go func() { defer loops.Done(); w.heartbeatLoop(bg) }()
+	go func() { defer loops.Done(); w.watchCancels(bg) }()
+
+	<-ctx.Done()
+	w.log.Info("worker stopping", "grace", w.cfg.Grace)
+	w.drain()
+	srv.Shutdown()
+	w.abandonRunning()
+	w.handlers.Wait()
+	stopBG()
+	loops.Wait()
+	w.log.Info("worker stopped")
+	return nil
+}
+
+// drain tells running jobs the worker is stopping.
+func (w *Worker) drain() { w.drainOnce.Do(func() { close(w.draining) }) }
+
+// abandonRunning kills jobs still running after asynq's shutdown timeout.
+func (w *Worker) abandonRunning() { w.abandonMu.Do(func() { close(w.abandon) }) }
+
+// heartbeatLoop announces the worker and its busy GPUs until ctx ends.
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(w.cfg.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		w.heartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) heartbeat(ctx context.Context) {
+	info := queue.WorkerInfo{ID: w.cfg.ID, Region: w.cfg.Region, GPUs: w.cfg.GPUs,
+		Busy: w.pool.busy(), GPUModel: w.meter.Model(), SeenAt: w.cfg.Now()}
+	if err := w.store.Heartbeat(ctx, info, 3*w.cfg.HeartbeatInterval); err != nil && ctx.Err() == nil {
+		w.log.Warn("heartbeat", "err", err)
+	}
+}
+
+// watchCancels stops running jobs that are cancelled: from the store's
+// cancel events, and by reading their records every CancelPollInterval in
+// case an event was missed (pub/sub does not redeliver).
+func (w *Worker) watchCancels(ctx context.Context) {
+	events := w.store.CancelEvents(ctx)
+	t := time.NewTicker(w.cfg.CancelPollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id, ok := <-events:
+			if !ok {
+				events = nil // poll only
+				continue
+			}
+			w.cancelRunning(id)
+		case <-t.C:
+			for _, id := range w.runningIDs() {
+				j, err := w.store.Get(ctx, "", id)
+				if err != nil {
+					if ctx.Err() == nil {
+						w.log.Warn("read job for cancel", "job", id, "err", err)
+					}
+					continue
+				}
+				if j.State == greenq.StateCancelled {
+					w.cancelRunning(id)
+				}
+			}
+		}
+	}
+}
+
+func (w *Worker) cancelRunning(id string) {
+	w.mu.Lock()
+	r := w.running[id]
+	w.mu.Unlock()
+	if r != nil {
+		w.log.Info("cancelling job", "job", id)
+		r.cancelled()
+	}
+}
+
+func (w *Worker) runningIDs() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ids := make([]string, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// asynqLogger sends asynq's logs to slog.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+
+// Fatal logs at error level; the worker, not asynq, decides to exit.
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...)) }
