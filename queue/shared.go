@@ -150,10 +150,11 @@ type Measurement struct {
 // measurementWindow is how many recent runs the mean follows.
 const measurementWindow = 10
 
-// Measurement returns what successful runs of jobs named name measured;
-// false when none did.
-func (s *Store) Measurement(ctx context.Context, name string) (Measurement, bool, error) {
-	js, err := s.rdb.Get(ctx, s.k.measurement(name)).Bytes()
+// Measurement returns what tenant's successful runs of jobs named name
+// measured; false when none did. Measurements are per tenant, so one
+// tenant's job names neither inform nor reveal another's.
+func (s *Store) Measurement(ctx context.Context, tenant, name string) (Measurement, bool, error) {
+	js, err := s.rdb.Get(ctx, s.k.measurement(tenant+"/"+name)).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return Measurement{}, false, nil
 	}
@@ -175,7 +176,7 @@ func (s *Store) recordMeasurement(ctx context.Context, j *greenq.Job) error {
 	if d <= 0 {
 		return nil
 	}
-	m, _, err := s.Measurement(ctx, j.Name)
+	m, _, err := s.Measurement(ctx, j.Tenant, j.Name)
 	if err != nil {
 		return err
 	}
@@ -200,7 +201,7 @@ func (s *Store) recordMeasurement(ctx context.Context, j *greenq.Job) error {
 	if err != nil {
 		return fmt.Errorf("encode measurement: %w", err)
 	}
-	return redisErr("write measurement", s.rdb.Set(ctx, s.k.measurement(j.Name), js, 0).Err())
+	return redisErr("write measurement", s.rdb.Set(ctx, s.k.measurement(j.Tenant+"/"+j.Name), js, 0).Err())
 }
 
 // measuredDuration is how long j really ran: its receipt's duration, else

@@ -306,7 +306,7 @@ func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequ
 	if est <= 0 {
 		est, src = int64(greenq.DefaultDuration/time.Second), "default"
 		if req.Name != "" {
-			m, ok, err := s.Measurement(ctx, req.Name)
+			m, ok, err := s.Measurement(ctx, tenant, req.Name)
 			if err != nil {
 				return nil, fmt.Errorf("submit: %w", err)
 			}

@@ -400,7 +400,10 @@ func TestFinishMeasuresAndNeverDoubleCounts(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, again.Segments, 2)
 
-	m, ok, err := b.s.Measurement(ctx, "resnet")
+	_, ok, err := b.s.Measurement(ctx, "bob", "resnet")
+	require.NoError(t, err)
+	require.False(t, ok, "another tenant's runs are not this tenant's measurements")
+	m, ok, err := b.s.Measurement(ctx, "alice", "resnet")
 	require.NoError(t, err)
 	require.True(t, ok)
 	require.Equal(t, 1, m.Runs)

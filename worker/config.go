@@ -66,6 +66,10 @@ type Config struct {
 	// SysRoot is the file-system root holding sys/class/powercap and
 	// proc/stat for RAPL. Default "/".
 	SysRoot string
+	// RunAsUser, when set, starts every job as this unprivileged user (name
+	// or uid), so jobs cannot touch the worker's files or credentials; the
+	// worker must run as root. Default: jobs run as the worker's user.
+	RunAsUser string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// Logger receives the worker's logs. Default: discard.

@@ -235,20 +235,26 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 		// NVML numbers GPUs in PCI bus order; make CUDA agree.
 		"CUDA_DEVICE_ORDER=PCI_BUS_ID",
 	)
+	var ownDirs []string
 	if j.Interruptible {
 		dir := filepath.Join(w.cfg.CheckpointRoot, j.ID)
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return w.notRun(fmt.Errorf("create checkpoint dir: %w", err))
 		}
 		cmd.Env = append(cmd.Env, EnvCheckpointDir+"="+dir)
+		ownDirs = append(ownDirs, dir)
 	}
 	if tmp, err := os.MkdirTemp("", "greenq-run-"); err == nil {
 		defer os.RemoveAll(tmp)
 		unitsFile := filepath.Join(tmp, "functional-units")
 		cmd.Env = append(cmd.Env, EnvFunctionalUnitsFile+"="+unitsFile)
 		defer func() { res.units = readUnits(unitsFile) }()
+		ownDirs = append(ownDirs, tmp)
 	}
 	setProcessGroup(cmd)
+	if err := w.runAs.apply(cmd.SysProcAttr, ownDirs...); err != nil {
+		return w.notRun(err)
+	}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return w.notRun(fmt.Errorf("create output pipe: %w", err))

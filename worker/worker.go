@@ -27,6 +27,7 @@ type Worker struct {
 	meter   EnergyMeter
 	cpu     *CPUMeter
 	metrics *metrics
+	runAs   *runAs
 
 	mu      sync.Mutex
 	running map[string]*runningJob
@@ -59,6 +60,10 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 		return nil, errors.New("new worker: store is nil")
 	}
 	log := cfg.Logger.With("component", "worker", "region", cfg.Region, "worker", cfg.ID)
+	runAs, err := lookupRunAs(cfg.RunAsUser)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register worker metrics: %w", err)
@@ -78,6 +83,7 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 		cpu: &CPUMeter{Root: cfg.SysRoot, CPUPowerW: cfg.CPUPowerW, RAMPowerW: cfg.RAMPowerW,
 			SampleInterval: cfg.SampleInterval, Now: cfg.Now},
 		metrics:  m,
+		runAs:    runAs,
 		running:  map[string]*runningJob{},
 		draining: make(chan struct{}),
 		abandon:  make(chan struct{}),

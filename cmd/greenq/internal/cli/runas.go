@@ -9,6 +9,5 @@ import (
 // addRunAs adds --run-as-user, which makes the worker start jobs as an
 // unprivileged user.
 func addRunAs(f *pflag.FlagSet, wc *worker.Config) {
-	_ = wc
-	f.String("run-as-user", "", "start jobs as this unprivileged user (the worker must run as root)")
+	f.StringVar(&wc.RunAsUser, "run-as-user", "", "start jobs as this unprivileged user (the worker must run as root)")
 }
