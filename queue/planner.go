@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/greenq/greenq"
@@ -148,13 +150,24 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 		return policy.Result{}, fmt.Errorf("plan: %w", err)
 	}
 	res := policy.Plan(in)
+	fallback := map[string]string{}
+	for _, r := range in.Regions {
+		if isFallback(r.Series.Source) {
+			fallback[r.Name] = cmp.Or(r.Series.Source, "none")
+		}
+	}
 	plans := make(map[string]greenq.Plan, len(res.Assignments))
 	for _, a := range res.Assignments {
 		if a.Region == "" {
 			p.log.Warn("job has no region to run in", "job", a.JobID, "reason", a.Reason)
 			continue
 		}
-		plans[a.JobID] = toPlan(a, now)
+		pl := toPlan(a, now)
+		if src, ok := fallback[a.Region]; ok {
+			// Say when the plan rests on a fallback signal, not the provider's.
+			pl.Reason += fmt.Sprintf(" (signal for %s: %s)", a.Region, src)
+		}
+		plans[a.JobID] = pl
 	}
 	n, err := p.s.SetPlans(ctx, plans)
 	if err != nil {
@@ -281,4 +294,11 @@ func toPlan(a policy.Assignment, now time.Time) greenq.Plan {
 			ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected})
 	}
 	return p
+}
+
+// isFallback reports whether a series source names one of the forecast
+// refresh's fallbacks: a provider's last good series, greenq's own
+// forecaster, or no signal at all.
+func isFallback(source string) bool {
+	return source == "" || source == "none" || strings.HasSuffix(source, ":last-good") || strings.HasPrefix(source, "greenq-forecaster")
 }

@@ -84,6 +84,27 @@ func TestPlannerRound(t *testing.T) {
 	require.Zero(t, n)
 }
 
+func TestPlannerSaysWhenOnFallbackSignal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a, c := b.regions[0], b.regions[1]
+	good := hourly(a, 300, 300)
+	fallback := hourly(c, 300, 40, 3, 4)
+	fallback.Source = "greenq-forecaster (electricitymaps down)"
+	require.NoError(t, b.s.PutSeries(ctx, good))
+	require.NoError(t, b.s.PutSeries(ctx, fallback))
+	onGood := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{a} })
+	onFallback := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{c} })
+
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	require.NoError(t, err)
+	_, err = p.PlanOnce(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, mustGet(t, b, onGood.ID).Plan.Reason, "signal for")
+	require.Contains(t, mustGet(t, b, onFallback.ID).Plan.Reason, "signal for "+c+": greenq-forecaster (electricitymaps down)")
+}
+
 func mustGet(t *testing.T, b *bundle, id string) *greenq.Job {
 	t.Helper()
 	j, err := b.s.Get(context.Background(), "", id)
