@@ -137,7 +137,10 @@ type Plan struct {
 	Reason          string    `json:"reason"`
 	// Urgent is set when the deadline can no longer be met with margin: the
 	// job is released at once.
-	Urgent    bool      `json:"urgent,omitempty"`
+	Urgent bool `json:"urgent,omitempty"`
+	// Provisional marks the plan a job gets at submit, before the leader's
+	// capacity-aware round replaces it.
+	Provisional bool `json:"provisional,omitempty"`
 	Baseline  Baseline  `json:"baseline"`
 	PlannedAt time.Time `json:"planned_at"`
 	// Alternatives are runner-up options the planner weighed, for explain.

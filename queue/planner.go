@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/forecast"
 	"github.com/greenq/greenq/policy"
 	"github.com/robfig/cron/v3"
 )
@@ -179,34 +178,10 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 
 // input gathers one round's policy input.
 func (p *Planner) input(ctx context.Context, now time.Time, jobs []*greenq.Job) (policy.Input, error) {
-	regions, err := p.s.Regions(ctx)
-	if err != nil {
-		return policy.Input{}, err
-	}
-	active, err := p.s.Active(ctx)
-	if err != nil {
-		return policy.Input{}, err
-	}
 	cfg := p.cfg.Policy.WithDefaults()
-	use := make([]policy.Region, 0, len(regions))
-	for _, r := range regions {
-		pr := policy.Region{Name: r.Name, PUE: r.PUE, Capacity: r.Capacity,
-			Price: policy.PriceSchedule{USDPerGPUHour: r.GPUPriceUSDPerHour}}
-		for _, st := range r.PriceSchedule {
-			pr.Price.TimeOfUse = append(pr.Price.TimeOfUse, policy.TimeOfUsePrice{FromHour: st.FromHour, ToHour: st.ToHour, USDPerGPUHour: st.USDPerGPUHour})
-		}
-		pr.Busy = busy(active, r.Name, now, cfg.Slot)
-		series, err := p.s.Series(ctx, r.Name)
-		switch {
-		case errors.Is(err, greenq.ErrNotFound):
-			// The policy counts a region without a signal at the other
-			// regions' mean: neither favoured nor excluded.
-			series = forecast.Series{Region: r.Name, Signal: forecast.SignalAverage}
-		case err != nil:
-			return policy.Input{}, err
-		}
-		pr.Series = series
-		use = append(use, pr)
+	use, err := p.s.policyRegions(ctx, now, cfg.Slot, true, false)
+	if err != nil {
+		return policy.Input{}, err
 	}
 	in := policy.Input{Now: now, Regions: use, Config: cfg, Jobs: make([]policy.Job, len(jobs))}
 	for i, j := range jobs {

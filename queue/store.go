@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/policy"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	// LogTailBytes is how much of each job's output is kept (the last
 	// bytes). Default 65536.
 	LogTailBytes int
+	// Policy is the planner configuration for the provisional plan a job
+	// gets at submit; it should match the server planner's. Default: the
+	// policy defaults.
+	Policy policy.Config
 }
 
 // DefaultLogTailBytes is Config.LogTailBytes's default.
@@ -54,6 +59,8 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tail    int
+	policy  policy.Config
+	cache   seriesCache
 
 	wmu    sync.Mutex      // guards wbusy, wagain
 	wbusy  map[string]bool // a wake publish of this kind is in flight
@@ -84,7 +91,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.LogTailBytes < 0 {
 		return nil, fmt.Errorf("new store: LogTailBytes: must be > 0, got %d", cfg.LogTailBytes)
 	}
-	s := &Store{rdb: rdb, k: newKeys(cfg.Prefix), now: cfg.Now, tail: cfg.LogTailBytes,
+	s := &Store{rdb: rdb, k: newKeys(cfg.Prefix), now: cfg.Now, tail: cfg.LogTailBytes, policy: cfg.Policy,
 		log: cfg.Logger.With("component", "queue"), wbusy: map[string]bool{}, wagain: map[string]bool{}}
 	for i, r := range cfg.Regions {
 		if r.Name == "" {
@@ -343,11 +350,14 @@ func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequ
 		if group != "" {
 			j.Trial = i + 1
 		}
+		jobs[i], jobIDs[i] = j, j.ID
+	}
+	s.provisionalPlans(ctx, now, jobs)
+	for _, j := range jobs {
 		js, err := json.Marshal(j)
 		if err != nil {
 			return nil, fmt.Errorf("submit: encode job: %w", err)
 		}
-		jobs[i], jobIDs[i] = j, j.ID
 		keys = append(keys, s.k.job(j.ID))
 		args = append(args, j.ID, js, ceilMilli(j.Deadline))
 	}

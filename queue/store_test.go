@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/policy"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )
@@ -325,7 +326,14 @@ func TestListPagingAndFilters(t *testing.T) {
 	require.Equal(t, made[3].ID, jobs[0].ID)
 	jobs, _, err = b.s.List(ctx, ListOptions{Region: b.regions[0]})
 	require.NoError(t, err)
-	require.Len(t, jobs, 1)
+	require.NotEmpty(t, jobs)
+	for _, j := range jobs {
+		in := j.Plan != nil && j.Plan.Region == b.regions[0] || j.Run != nil && j.Run.Region == b.regions[0]
+		require.True(t, in, "job %s is neither planned nor run in %s", j.ID, b.regions[0])
+	}
+	jobs, _, err = b.s.List(ctx, ListOptions{Region: "elsewhere"})
+	require.NoError(t, err)
+	require.Empty(t, jobs)
 	jobs, _, err = b.s.List(ctx, ListOptions{Tags: map[string]string{"team": "b"}})
 	require.NoError(t, err)
 	require.Len(t, jobs, 12)
@@ -489,4 +497,29 @@ func TestIDs(t *testing.T) {
 	}
 	require.False(t, validID("01234567890123456789012345X"))
 	require.False(t, validID("0123456789012345678901234u"))
+}
+
+func TestSubmitGivesProvisionalPlan(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a, c := b.regions[0], b.regions[1]
+	require.NoError(t, b.s.PutSeries(ctx, hourly(a, 300, 300)))
+	require.NoError(t, b.s.PutSeries(ctx, hourly(c, 300, 40, 3, 4)))
+	j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	require.Equal(t, greenq.StatePending, j.State, "the leader's round plans it for real")
+	require.NotNil(t, j.Plan, "a client sees a plan right after submitting")
+	require.True(t, j.Plan.Provisional)
+	require.Equal(t, c, j.Plan.Region, "the cleaner region")
+	stored := mustGet(t, b, j.ID)
+	require.Equal(t, j.Plan.Region, stored.Plan.Region)
+
+	// The leader's round replaces it with a real plan.
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	require.NoError(t, err)
+	_, err = p.PlanOnce(ctx)
+	require.NoError(t, err)
+	planned := mustGet(t, b, j.ID)
+	require.Equal(t, greenq.StatePlanned, planned.State)
+	require.False(t, planned.Plan.Provisional)
 }

@@ -124,11 +124,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer rdb.Close()
 		s.rdb, s.aopt = rdb, aopt
 	}
-	store, err := queue.NewStore(s.rdb, queue.Config{Regions: s.Config.Regions, Now: s.Now, Logger: log})
+	pcfg := PolicyConfig(s.Config)
+	store, err := queue.NewStore(s.rdb, queue.Config{Regions: s.Config.Regions, Now: s.Now, Logger: log, Policy: pcfg})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	pcfg := PolicyConfig(s.Config)
 	planner, err := queue.NewPlanner(store, queue.PlannerConfig{Policy: pcfg, Replan: s.Config.Replan, Now: s.Now, Logger: log})
 	if err != nil {
 		return err

@@ -1,0 +1,15 @@
+// Package e2e holds greenq's end-to-end, fault and scale-out tests. They
+// build the real greenq binary once (TestMain), start real redis-server,
+// redis-sentinel and Redis Cluster processes on free loopback ports in
+// temporary directories, run `greenq server` and `greenq worker` processes
+// against them, and drive them through the HTTP API and the CLI, as an
+// operator and a user would.
+//
+// The carbon series are real history (testdata/, see its README) whose
+// timestamps the tests rewrite onto test-relative times, so the best region
+// and window of each job are known from the values alone.
+//
+// Tests skip, saying why, when redis-server (or redis-sentinel, for the
+// Sentinel test) is not installed. The load benchmarks run only with
+// GREENQ_BENCH=1 and write markdown to $GREENQ_BENCH_OUT.
+package e2e
