@@ -140,9 +140,9 @@ type Plan struct {
 	Urgent bool `json:"urgent,omitempty"`
 	// Provisional marks the plan a job gets at submit, before the leader's
 	// capacity-aware round replaces it.
-	Provisional bool `json:"provisional,omitempty"`
-	Baseline  Baseline  `json:"baseline"`
-	PlannedAt time.Time `json:"planned_at"`
+	Provisional bool      `json:"provisional,omitempty"`
+	Baseline    Baseline  `json:"baseline"`
+	PlannedAt   time.Time `json:"planned_at"`
 	// Alternatives are runner-up options the planner weighed, for explain.
 	Alternatives []Alternative `json:"alternatives,omitempty"`
 }
@@ -179,7 +179,9 @@ type Run struct {
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
 	ExitCode   *int       `json:"exit_code,omitempty"`
 	Attempt    int        `json:"attempt"`
-	GPUIndices []int      `json:"gpu_indices,omitempty"`
+	// Release is the release number of the task that started this run.
+	Release    int   `json:"release,omitempty"`
+	GPUIndices []int `json:"gpu_indices,omitempty"`
 }
 
 // RunSegment is one stretch of real execution.

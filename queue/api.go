@@ -48,4 +48,8 @@ type FinishRequest struct {
 // RunPayload is the JSON payload of a TaskTypeRun task.
 type RunPayload struct {
 	JobID string `json:"job_id"`
+	// Release is the job's release number this task carries out; Start
+	// refuses a task of an earlier release (a stale retry after the job was
+	// paused and released again). 0 means any.
+	Release int `json:"release,omitempty"`
 }

@@ -321,7 +321,7 @@ func (r *Releaser) releaseOne(ctx context.Context, id string, now time.Time) (bo
 		return false, err
 	}
 	j, n := row.job, row.rel
-	payload, _ := json.Marshal(RunPayload{JobID: id})
+	payload, _ := json.Marshal(RunPayload{JobID: id, Release: n})
 	taskID := id + ":" + strconv.Itoa(n)
 	_, err = r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
 		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID), asynq.MaxRetry(r.cfg.MaxRetry),

@@ -86,7 +86,7 @@ func TestReleaseNeverBeforePlannedStart(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, asynq.TaskStatePending, info.State)
 	require.Equal(t, TaskTypeRun, info.Type)
-	require.JSONEq(t, `{"job_id":"`+j.ID+`"}`, string(info.Payload))
+	require.JSONEq(t, `{"job_id":"`+j.ID+`","release":1}`, string(info.Payload), "the task names its release, so a stale retry cannot start the job")
 	require.Equal(t, j.Deadline, info.Deadline.UTC())
 	require.Equal(t, greenq.StateReleased, mustGet(t, b, j.ID).State)
 	require.Equal(t, []time.Duration{750 * time.Microsecond}, lags)

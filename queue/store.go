@@ -452,6 +452,9 @@ func (s *Store) Start(ctx context.Context, id string, run greenq.Run) (*greenq.J
 		if j.State != greenq.StateReleased && j.State != greenq.StateRunning {
 			return conflict("job %s is %s; only a released or running job can start", id, j.State)
 		}
+		if run.Release > 0 && run.Release != r.rel {
+			return conflict("job %s: the task of release %d is stale (the job is on release %d)", id, run.Release, r.rel)
+		}
 		now := s.now().UTC()
 		j.Attempts++
 		run := run

@@ -523,3 +523,34 @@ func TestSubmitGivesProvisionalPlan(t *testing.T) {
 	require.Equal(t, greenq.StatePlanned, planned.State)
 	require.False(t, planned.Plan.Provisional)
 }
+
+func TestStartRefusesStaleRelease(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	release := func() int {
+		b.plan(t, j.ID, b.regions[0], t0, false)
+		row, err := b.s.reserve(ctx, j.ID, t0)
+		require.NoError(t, err)
+		_, ok, err := b.s.markReleased(ctx, row, row.rel)
+		require.NoError(t, err)
+		require.True(t, ok)
+		return row.rel
+	}
+	first := release()
+	_, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w1", Release: first})
+	require.NoError(t, err)
+	// Paused at a segment end, planned and released again.
+	_, err = b.s.Finish(ctx, j.ID, FinishRequest{State: greenq.StatePlanned,
+		Segment: greenq.RunSegment{Region: b.regions[0], Worker: "w1", Start: t0, End: t0.Add(time.Minute)}})
+	require.NoError(t, err)
+	second := release()
+	require.Greater(t, second, first)
+
+	_, err = b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w2", Release: first})
+	require.Equal(t, greenq.CodeConflict, greenq.ErrorCodeOf(err), "a stale retry of the first release must not start the job again")
+	started, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w2", Release: second})
+	require.NoError(t, err)
+	require.Equal(t, second, started.Run.Release)
+}

@@ -45,10 +45,6 @@ const (
 // are gone (a process that left the group may hold the pipe open).
 const readerWait = 2 * time.Second
 
-type taskPayload struct {
-	JobID string `json:"job_id"`
-}
-
 // stopReason is why the worker ended a job's process.
 type stopReason int
 
@@ -72,14 +68,14 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	if t.Type() != queue.TaskTypeRun {
 		return fmt.Errorf("process task: unknown type %q: %w", t.Type(), asynq.SkipRetry)
 	}
-	var p taskPayload
+	var p queue.RunPayload
 	if err := json.Unmarshal(t.Payload(), &p); err != nil || p.JobID == "" {
 		return fmt.Errorf("process task: payload %q is not {\"job_id\": ...}: %w", t.Payload(), asynq.SkipRetry)
 	}
-	return w.runJob(ctx, p.JobID)
+	return w.runJob(ctx, p.JobID, p.Release)
 }
 
-func (w *Worker) runJob(ctx context.Context, id string) error {
+func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	log := w.log.With("job", id)
 	j, err := w.store.Get(ctx, "", id)
 	if err != nil {
@@ -111,7 +107,7 @@ func (w *Worker) runJob(ctx context.Context, id string) error {
 	w.metrics.busy.WithLabelValues(w.cfg.Region, w.cfg.ID).Set(float64(w.pool.busy()))
 
 	j, err = w.store.Start(ctx, id, greenq.Run{Region: w.cfg.Region, Worker: w.cfg.ID,
-		StartedAt: w.cfg.Now(), GPUIndices: gpus})
+		StartedAt: w.cfg.Now(), GPUIndices: gpus, Release: release})
 	if err != nil {
 		if greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
 			// Cancelled or finished meanwhile: never run it.
