@@ -33,7 +33,7 @@ func TestForecasterUsesOnlyThePast(t *testing.T) {
 		}
 		return 9999
 	})
-	for _, m := range []forecast.Method{forecast.MethodProfile, forecast.MethodSeasonalDay, forecast.MethodSeasonalWeek} {
+	for _, m := range []forecast.Method{forecast.MethodProfile, forecast.MethodRegression, forecast.MethodSeasonalDay, forecast.MethodSeasonalWeek} {
 		f := forecast.Forecaster{Method: m}
 		a := f.Forecast(hist, from, 72*time.Hour)
 		b := f.Forecast(future, from, 72*time.Hour)
@@ -111,4 +111,41 @@ func TestEvaluateMAE(t *testing.T) {
 	require.InDelta(t, 2, r.At(1), 1e-9)
 	require.InDelta(t, 2, r.Avg(24), 1e-9)
 	require.True(t, math.IsNaN(r.At(25)))
+}
+
+// TestRegressionLearnsPersistence: on a daily cycle plus a deviation that
+// persists and then decays (AR(2)-like), the fitted model predicts the
+// next hours better than MethodProfile's fixed fading level, and both use
+// only the past.
+func TestRegressionLearnsPersistence(t *testing.T) {
+	t.Parallel()
+	dev := make([]float64, 40*24)
+	var state, prev float64
+	for i := range dev {
+		// A deterministic pseudo-random shock every 5 h.
+		shock := 0.0
+		if i%5 == 0 {
+			shock = 30 * math.Sin(float64(i)*1.7)
+		}
+		state, prev = 1.5*state-0.6*prev+shock, state
+		dev[i] = state
+	}
+	series := hourly(len(dev), func(i int) float64 { return 300 + 80*math.Sin(float64(i%24)/24*2*math.Pi) + dev[i] })
+	var errProfile, errReg float64
+	for day := 30; day < 39; day++ {
+		from := t0.Add(time.Duration(day*24+7) * time.Hour)
+		hist := series.Slice(time.Time{}, from)
+		for _, tc := range []struct {
+			m   forecast.Method
+			err *float64
+		}{{forecast.MethodProfile, &errProfile}, {forecast.MethodRegression, &errReg}} {
+			fc := forecast.Forecaster{Method: tc.m}.Forecast(hist, from, 3*time.Hour)
+			require.Len(t, fc.Points, 3)
+			for _, p := range fc.Points {
+				actual, _ := series.Mean(p.Start, p.End)
+				*tc.err += math.Abs(p.GCO2PerKWh - actual)
+			}
+		}
+	}
+	require.Less(t, errReg, errProfile)
 }

@@ -54,3 +54,29 @@ func TestTuneForecaster(t *testing.T) {
 		fmt.Printf("%+v  relMAE=%.3f\n", r.p, r.score)
 	}
 }
+
+// TestTuneCompare prints MAE by lead of the forecaster's methods on 2022
+// origins. It runs only with GREENQ_BENCH_TUNE=1.
+func TestTuneCompare(t *testing.T) {
+	if os.Getenv("GREENQ_BENCH_TUNE") != "1" {
+		t.Skip("set GREENQ_BENCH_TUNE=1 to tune the forecaster")
+	}
+	data := dataDir(t)
+	ors := origins(time.Date(2022, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2022, 12, 28, 0, 0, 0, 0, time.UTC), 29*time.Hour)
+	fs := map[string]forecast.ForecastFunc{
+		"naive":      forecast.Forecaster{Method: forecast.MethodSeasonalDay}.Forecast,
+		"profile":    forecast.Forecaster{}.Forecast,
+		"regression": forecast.Forecaster{Method: forecast.MethodRegression}.Forecast,
+	}
+	for _, z := range benchZones {
+		s := loadSeries(t, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
+		for _, name := range []string{"naive", "profile", "regression"} {
+			r := forecast.EvaluateMAE(s, fs[name], ors, 48)
+			fmt.Printf("%-12s %-10s", z, name)
+			for _, h := range []int{1, 2, 3, 6, 12, 24, 36, 48} {
+				fmt.Printf(" %3d:%6.1f", h, r.At(h))
+			}
+			fmt.Printf(" avg48=%.1f\n", r.Avg(48))
+		}
+	}
+}

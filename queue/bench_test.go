@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/forecast"
 	"github.com/greenq/greenq/internal/redistest"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
@@ -21,10 +22,22 @@ func BenchmarkSubmit(b *testing.B) {
 	rdb := redistest.Client(b)
 	prefix := redistest.Unique("qb")
 	b.Cleanup(func() { cleanKeys(rdb, prefix) })
-	s, err := NewStore(rdb, Config{Prefix: prefix, Regions: []greenq.Region{{Name: "r1"}}})
+	regions := []greenq.Region{{Name: "r1", PUE: 1.1}, {Name: "r2", PUE: 1.2}, {Name: "r3", PUE: 1.3}}
+	s, err := NewStore(rdb, Config{Prefix: prefix, Regions: regions})
 	require.NoError(b, err)
-	req := greenq.SubmitRequest{Command: []string{"python", "train.py"}, Deadline: "24h", DurationEstimateS: 3600, Regions: []string{"r1"}}
 	ctx := context.Background()
+	// A week of hourly signal per region, as the forecast refresh leaves it.
+	now := time.Now().Truncate(time.Hour)
+	for i, r := range regions {
+		series := forecast.Series{Region: r.Name, Zone: "Z", Source: "bench", Signal: forecast.SignalAverage, IssuedAt: now}
+		for h := -24; h < 7*24; h++ {
+			start := now.Add(time.Duration(h) * time.Hour)
+			series.Points = append(series.Points, forecast.Point{Start: start, End: start.Add(time.Hour),
+				GCO2PerKWh: 100 + float64((h*(i+3))%97), Kind: forecast.KindForecast})
+		}
+		require.NoError(b, s.PutSeries(ctx, series))
+	}
+	req := greenq.SubmitRequest{Command: []string{"python", "train.py"}, Deadline: "24h", DurationEstimateS: 3600}
 	b.ReportAllocs()
 	b.SetParallelism(4) // 8 clients on 2 cores, as in make bench
 	b.RunParallel(func(pb *testing.PB) {

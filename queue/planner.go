@@ -22,7 +22,8 @@ type PlannerConfig struct {
 	// or a descriptor such as "@every 5m"). Default "@every 5m".
 	Replan string
 	// Coalesce is how long a triggered round waits for more triggers to
-	// arrive, so a burst of submissions costs one round. Default 100ms.
+	// arrive, so a burst of submissions costs one round (each job already
+	// has a provisional plan from Submit). Default 1s.
 	Coalesce time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
@@ -55,7 +56,7 @@ func NewPlanner(s *Store, cfg PlannerConfig) (*Planner, error) {
 		return nil, greenq.Invalid("replan", "%q is not a cron spec such as \"@every 5m\" or \"*/5 * * * *\": %v", cfg.Replan, err)
 	}
 	if cfg.Coalesce == 0 {
-		cfg.Coalesce = 100 * time.Millisecond
+		cfg.Coalesce = time.Second
 	}
 	if cfg.Coalesce < 0 {
 		return nil, fmt.Errorf("new planner: Coalesce: must not be negative, got %s", cfg.Coalesce)

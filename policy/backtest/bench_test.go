@@ -19,6 +19,10 @@ import (
 	"github.com/greenq/greenq/forecast"
 )
 
+// benchZones are the high-variance zones of the single-region and
+// five-region tables.
+var benchZones = []string{"GB", "DE-LU", "US-CAL-CISO", "CA-ON", "AU-NSW"}
+
 // The benchmark scenarios run only with GREENQ_BENCH=1 (make bench). Each
 // writes a markdown table to $GREENQ_BENCH_OUT/<name>.md (when set) and to
 // stdout. Data come from GREENQ_DATA (default ../../../shared/data).
@@ -417,4 +421,88 @@ func TestBenchSpeed(t *testing.T) {
 	}
 	fmt.Fprintf(&b, "Regions: the first 10 em_*.csv files by name. %s Wall includes the now, greenq and oracle runs, not loading.\n", traceRule)
 	benchWrite(t, "speed", b.String())
+}
+
+// slackJobs draws n jobs submitted uniformly in [from, to): duration and
+// GPUs from the real traces (as traceSampler), deadline = submit + duration
+// + slack with slack uniform in [6 h, 48 h], 30 % interruptible. Each job
+// may run in every region of regions, in a random order whose first is its
+// home region (where "now" runs it).
+func (ts *traceSampler) slackJobs(n int, from, to time.Time, regions []string, seed uint64) []Job {
+	rng := rand.New(rand.NewPCG(seed, 13))
+	span := to.Sub(from)
+	jobs := make([]Job, n)
+	for i := range jobs {
+		submit := from.Add(time.Duration(rng.Int64N(int64(span)))).Truncate(time.Second)
+		dur := time.Duration(ts.durations[rng.IntN(len(ts.durations))]) * time.Second
+		slack := 6*time.Hour + time.Duration(rng.Int64N(int64(42*time.Hour))).Truncate(time.Second)
+		var regs []string
+		for _, k := range rng.Perm(len(regions)) {
+			regs = append(regs, regions[k])
+		}
+		jobs[i] = Job{ID: fmt.Sprintf("job-%05d", i), Submit: submit, Duration: dur, GPUs: ts.gpus[rng.IntN(len(ts.gpus))],
+			PowerW: DefaultPowerW, Deadline: submit.Add(dur + slack), Regions: regs, Interruptible: rng.IntN(10) < 3}
+	}
+	return jobs
+}
+
+// slackRule documents slackJobs for the benchmark tables.
+const slackRule = "Submits uniform over the year (seeded PCG); duration drawn from the Philly runtimes between 60 s and 48 h; GPUs drawn from the Alibaba v2023 pods with num_gpu ≥ 1; deadline = submit + duration + slack, slack uniform in [6 h, 48 h]; 30 % interruptible; 300 W per GPU, PUE 1."
+
+// tuneZones are the high-variance zones of the single-region and
+// five-region tables.
+var tuneZones = []string{"GB", "DE-LU", "US-CAL-CISO", "CA-ON", "AU-NSW"}
+
+// singleRow runs one case with greenq's own forecaster (re-planning, the
+// defaults) and with seasonal naive decided once at submit, and formats a
+// table row and both fractions of the oracle's savings.
+func singleRow(t *testing.T, label string, carbon map[string]forecast.Series, jobs []Job) (string, float64, float64) {
+	t.Helper()
+	own, d := runTimed(t, Config{Carbon: carbon, Jobs: jobs})
+	naive, _ := runTimed(t, Config{Carbon: carbon, Jobs: jobs, Tick: -1, Forecaster: forecast.Forecaster{Method: forecast.MethodSeasonalDay}})
+	p := own.Policies
+	row := fmt.Sprintf("| %s | %d | %.1f | %s | %s | %.3f | %d | %.3f | %d | %s |\n", label, own.Jobs, p.Now.GCO2/1e6, pct(savings(own, p.Oracle)),
+		pct(savings(own, p.GreenQ)), own.FractionOfOracleSavings, p.GreenQ.DeadlineMisses, naive.FractionOfOracleSavings, naive.Policies.GreenQ.DeadlineMisses, d.Round(time.Millisecond))
+	return row, own.FractionOfOracleSavings, naive.FractionOfOracleSavings
+}
+
+const singleHeader = "| scenario | jobs | now tCO2e | oracle saves | greenq saves | fraction of oracle savings | misses | seasonal naive once: fraction | misses | wall (greenq run) |\n|---|---|---|---|---|---|---|---|---|---|\n"
+
+// TestBenchSingleRegion: time shifting only, one high-variance zone per
+// run, 2023, a workload drawn from the real traces with slack 6–48 h.
+func TestBenchSingleRegion(t *testing.T) {
+	data := benchSetup(t)
+	ts := newTraceSampler(t, data)
+	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
+	var b strings.Builder
+	b.WriteString("### Single region (time shifting only), 2023\n\n" + singleHeader)
+	var sum, sumNaive float64
+	for i, z := range benchZones {
+		carbon := map[string]forecast.Series{z: loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)}
+		jobs := ts.slackJobs(2000, from, to, []string{z}, uint64(2023*10+i))
+		row, f, fn := singleRow(t, z, carbon, jobs)
+		b.WriteString(row)
+		sum, sumNaive = sum+f, sumNaive+fn
+	}
+	fmt.Fprintf(&b, "| mean of %d zones | | | | | %.3f | | %.3f | | |\n", len(benchZones), sum/float64(len(benchZones)), sumNaive/float64(len(benchZones)))
+	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. Forecasters tuned on 2021–2022; 2023 is out of sample.\n", slackRule, Config{}.WithDefaults().Tick)
+	benchWrite(t, "single_region", b.String())
+}
+
+// TestBenchFiveRegions: the five single-region zones together, each job
+// free to run in any of them (home region first, drawn per job).
+func TestBenchFiveRegions(t *testing.T) {
+	data := benchSetup(t)
+	ts := newTraceSampler(t, data)
+	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
+	carbon := map[string]forecast.Series{}
+	for _, z := range benchZones {
+		carbon[z] = loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
+	}
+	var b strings.Builder
+	b.WriteString("### Five regions (" + strings.Join(benchZones, ", ") + "), 2023\n\n" + singleHeader)
+	row, _, _ := singleRow(t, "five regions", carbon, ts.slackJobs(5000, from, to, benchZones, 2023))
+	b.WriteString(row)
+	fmt.Fprintf(&b, "\nWorkload: 5000 jobs submitted 2023-01-08 → 12-27, each allowed in all five zones in a random order per job whose first is its home region (where now runs it). %s greenq and seasonal naive as in the single-region table.\n", slackRule)
+	benchWrite(t, "five_regions", b.String())
 }

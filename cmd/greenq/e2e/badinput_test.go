@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"testing"
@@ -144,5 +143,3 @@ func redisKeys(t *testing.T, r *redisServer) []string {
 	sort.Strings(out)
 	return out
 }
-
-var _ = http.StatusOK

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"testing"
@@ -177,7 +175,10 @@ func knownWindows(t *testing.T, topo topology) {
 	require.Contains(t, out, "region=gb")
 
 	// Nothing ran twice: one task per job went through the region queues.
-	requireProcessed(t, topo, map[string]int{"gb": countIn(srv.API.jobs(t), "gb"), "de": countIn(srv.API.jobs(t), "de")})
+	all := srv.API.jobs(t)
+	requireProcessed(t, topo, map[string]int{"gb": countIn(all, "gb"), "de": countIn(all, "de")})
+	requireOneTaskPerJob(t, topo, "gb", countIn(all, "gb"))
+	requireOneTaskPerJob(t, topo, "de", countIn(all, "de"))
 }
 
 // countIn counts jobs that ran in region.
@@ -190,8 +191,3 @@ func countIn(jobs []*greenq.Job, region string) int {
 	}
 	return n
 }
-
-func roughlyEqual(a, b, rel float64) bool { return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b)) }
-
-var _ = fmt.Sprint
-var _ = roughlyEqual

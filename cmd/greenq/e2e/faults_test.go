@@ -101,6 +101,7 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	logs := logsOf(srv.API, j.ID)
 	require.Contains(t, logs, "finished")
 	requireProcessed(t, topology{Redis: r.URL()}, map[string]int{"us": 2}) // the lost attempt and the retry
+	requireOneTaskPerJob(t, topology{Redis: r.URL()}, "us", 1)
 }
 
 // TestServerKilledDuringReleases kills the only server with SIGKILL while
@@ -141,6 +142,7 @@ func TestServerKilledDuringReleases(t *testing.T) {
 		require.False(t, got.Run.FinishedAt.After(got.Deadline))
 	}
 	requireProcessed(t, topology{Redis: r.URL()}, map[string]int{"us": n})
+	requireOneTaskPerJob(t, topology{Redis: r.URL()}, "us", n)
 }
 
 // TestRedisRestartWithAOF shuts Redis down under 100 queued jobs and starts
@@ -295,6 +297,7 @@ func TestForecastProvidersDown(t *testing.T) {
 	for _, reg := range []string{"fs", "uk", "ca"} {
 		f, err := srv.API.forecast(reg)
 		require.NoError(t, err)
+		t.Logf("region %s: series source %q, %d points", reg, f.Source, len(f.Points))
 		require.Truef(t, f.Source == "none" || strings.Contains(f.Source, "down") || strings.Contains(f.Source, "last-good"),
 			"region %s: source %q says it fell back", reg, f.Source)
 	}

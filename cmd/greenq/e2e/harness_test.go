@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -14,7 +13,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -467,28 +465,6 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return 0, "", ""
 }
 
-// ---- logs helper ----
-
-// syncBuffer is a goroutine-safe buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*syncBuffer)(nil)
-
 // regionQueue is the asynq queue of a region (queue.RegionQueue; spelled
 // out so these tests build against the binary's contract, not its code).
 func regionQueue(region string) string { return "region:" + region }
@@ -528,4 +504,26 @@ func requireProcessed(t *testing.T, tp topology, want map[string]int) {
 		})
 		require.Equal(t, n, got, "tasks processed on %s's queue", region)
 	}
+}
+
+// requireOneTaskPerJob checks the completed tasks asynq keeps on region's
+// queue (greenq's releaser retains them): ids are "<job id>:<release>",
+// and each of the jobs released there has exactly one.
+func requireOneTaskPerJob(t *testing.T, tp topology, region string, jobs int) {
+	t.Helper()
+	insp := asynq.NewInspector(tp.asynqOpt())
+	defer insp.Close()
+	tasks, err := insp.ListCompletedTasks(regionQueue(region), asynq.PageSize(jobs+100))
+	require.NoError(t, err)
+	perJob := map[string][]string{}
+	for _, ti := range tasks {
+		id, rel, ok := strings.Cut(ti.ID, ":")
+		require.True(t, ok, "task id %q is <job id>:<release>", ti.ID)
+		require.Equal(t, "1", rel, "task %s: job %s released more than once", ti.ID, id)
+		perJob[id] = append(perJob[id], ti.ID)
+	}
+	for id, ts := range perJob {
+		require.Len(t, ts, 1, "job %s has tasks %v", id, ts)
+	}
+	require.Len(t, perJob, jobs, "one completed task per job on %s", region)
 }

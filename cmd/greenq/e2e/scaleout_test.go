@@ -61,6 +61,7 @@ func TestLeaderFailover(t *testing.T) {
 		require.Equal(t, 1, got.Attempts, "job %s ran once", j.ID)
 	}
 	requireProcessed(t, topology{Redis: r.URL()}, map[string]int{"us": n})
+	requireOneTaskPerJob(t, topology{Redis: r.URL()}, "us", n)
 }
 
 // TestWorkerSIGTERMLetsJobFinish stops a worker with SIGTERM while a job

@@ -46,6 +46,18 @@ type Config struct {
 	Providers Providers       `yaml:"providers"`
 	Tokens    []Token         `yaml:"tokens"`
 	Worker    Worker          `yaml:"worker"`
+	// API tunes the HTTP API's per-token limits.
+	API API `yaml:"api"`
+}
+
+// API tunes the HTTP API's per-token request limits.
+type API struct {
+	// RatePerSecond is each token's sustained request rate on /v1 (429
+	// beyond). Default 20; negative disables rate limiting (benchmarks, or
+	// a proxy in front that limits).
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	// Burst is each token's burst on top of RatePerSecond. Default 40.
+	Burst int `yaml:"burst"`
 }
 
 // Sentinel locates a master through Redis Sentinel.

@@ -163,7 +163,8 @@ func (s *Server) Run(ctx context.Context) error {
 		tokens[i] = api.Token{Tenant: t.Tenant, SHA256: t.SHA256, Admin: t.Admin}
 	}
 	gather := append(prometheus.Gatherers{s.Registry}, s.Gatherers...)
-	apiSrv, err := api.New(api.Config{Tokens: tokens, Planner: pcfg, Logger: log, Gatherer: gather, Now: s.Now}, store)
+	apiSrv, err := api.New(api.Config{Tokens: tokens, Planner: pcfg, Logger: log, Gatherer: gather, Now: s.Now,
+		RatePerSecond: s.Config.API.RatePerSecond, Burst: s.Config.API.Burst}, store)
 	if err != nil {
 		return err
 	}
