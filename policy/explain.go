@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
+	"strconv"
 	"time"
 )
 
@@ -31,8 +31,8 @@ func (pl *planner) kWh(j *jobInfo, ri int) float64 {
 
 // windows turns spans into times: the first starts at its exact time (the
 // earliest start or a slot boundary) and the lengths add up to the duration.
-func (pl *planner) windows(j *jobInfo, spans []span) []Window {
-	ws := make([]Window, len(spans))
+func (pl *planner) windows(j *jobInfo, spans []span, sl *slab) []Window {
+	ws := sl.windows(len(spans))
 	left := j.d
 	for i, sp := range spans {
 		st := pl.g.at(sp.a)
@@ -56,16 +56,16 @@ func (pl *planner) baseline(j *jobInfo) cand {
 }
 
 // runNowWhy says why the run-now option is not possible, or "".
-func (pl *planner) runNowWhy(j *jobInfo) string {
+func (pl *planner) runNowWhy(j *jobInfo, sc *scratch) string {
 	ri := int(j.regions[0])
 	r := &pl.g.rs[ri]
 	capChk, priceChk := pl.checks(j, r)
 	switch {
 	case j.x0 > j.ls[1]+1e-9:
 		return "past deadline"
-	case priceChk && !fits(j, r, j.x0, j.x0+j.ds, false, true):
+	case priceChk && !fits(j, r, nil, j.x0, j.x0+j.ds, false, true):
 		return "over max price"
-	case capChk && !fits(j, r, j.x0, j.x0+j.ds, true, false):
+	case capChk && !fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, true, false):
 		return "over capacity"
 	}
 	return ""
@@ -78,7 +78,7 @@ func (pl *planner) write(j *jobInfo, c cand, spans []span, kept bool, sc *scratc
 	*a = Assignment{
 		JobID:           j.job.ID,
 		Region:          pl.g.rs[c.r].name,
-		Segments:        pl.windows(j, spans),
+		Segments:        pl.windows(j, spans, &sc.slab),
 		ExpectedKWh:     pl.kWh(j, c.r),
 		ExpectedGCO2:    c.g,
 		ExpectedCostUSD: c.cost,
@@ -88,107 +88,165 @@ func (pl *planner) write(j *jobInfo, c cand, spans []span, kept bool, sc *scratc
 			ExpectedGCO2: base.g, ExpectedCostUSD: base.cost,
 		},
 	}
-	nowWhy := pl.runNowWhy(j)
-	a.Reason = pl.reason(j, a, c, base, nowWhy)
+	nowWhy := pl.runNowWhy(j, sc)
+	a.Reason = pl.reason(j, a, c, base, nowWhy, sc)
 	if explain {
 		a.Alternatives = pl.alternatives(j, a, c, base, nowWhy, kept, sc)
 	}
 }
 
-// writeUrgent fills job j's assignment as urgent: start at the earliest
-// start in the allowed region that scores best there, preferring one with
-// room; it returns that region, or -1 when the job has none.
-func (pl *planner) writeUrgent(j *jobInfo, why string, capacity bool) int {
-	a := &pl.out[j.idx]
-	*a = Assignment{JobID: j.job.ID, Urgent: true}
-	if len(j.regions) == 0 {
-		a.Segments = []Window{{j.earliest, j.earliest.Add(j.d)}}
-		a.Reason = "no allowed region is configured: released at once"
-		return -1
-	}
-	sp := []span{{j.x0, j.x0 + j.ds}}
+// urgentRun picks where urgent job j runs: from its earliest start, in the
+// allowed region that scores best there, preferring one with room in the
+// view sc. It returns that option, or one with ok unset when the job has no
+// allowed region.
+func (pl *planner) urgentRun(j *jobInfo, sc *scratch) cand {
 	var bc cand
+	if len(j.regions) == 0 {
+		return bc
+	}
+	sp := [1]span{{j.x0, j.x0 + j.ds}}
 	bestFits := false
 	for _, ri := range j.regions {
 		r := &pl.g.rs[ri]
 		capChk, priceChk := pl.checks(j, r)
-		f := fits(j, r, j.x0, j.x0+j.ds, capChk, priceChk)
-		c := pl.evalSpans(j, int(ri), sp)
+		f := fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, capChk, priceChk)
+		c := pl.evalSpans(j, int(ri), sp[:])
 		if !bc.ok || (f && !bestFits) || (f == bestFits && better(c.p1, c.p2, bc.p1, bc.p2)) {
 			bc, bestFits = c, f
 		}
 	}
+	return bc
+}
+
+// writeUrgent fills job j's assignment as urgent: released at once, from its
+// earliest start, as option c (from urgentRun); why says what went wrong,
+// "" for a deadline that cannot be met.
+func (pl *planner) writeUrgent(j *jobInfo, c cand, why string, sc *scratch) {
+	a := &pl.out[j.idx]
+	*a = Assignment{JobID: j.job.ID, Urgent: true}
+	if !c.ok {
+		ws := sc.slab.windows(1)
+		ws[0] = Window{j.earliest, j.earliest.Add(j.d)}
+		a.Segments = ws
+		a.Reason = "no allowed region is configured: released at once"
+		return
+	}
+	sp := [1]span{{j.x0, j.x0 + j.ds}}
 	base := pl.baseline(j)
-	a.Region = pl.g.rs[bc.r].name
-	a.Segments = pl.windows(j, sp)
-	a.ExpectedKWh, a.ExpectedGCO2, a.ExpectedCostUSD = pl.kWh(j, bc.r), bc.g, bc.cost
+	a.Region = pl.g.rs[c.r].name
+	a.Segments = pl.windows(j, sp[:], &sc.slab)
+	a.ExpectedKWh, a.ExpectedGCO2, a.ExpectedCostUSD = pl.kWh(j, c.r), c.g, c.cost
 	a.Baseline = Baseline{Region: pl.g.rs[base.r].name, Start: j.earliest, ExpectedGCO2: base.g, ExpectedCostUSD: base.cost}
 	if why == "" {
 		left := max(j.job.Deadline.Sub(j.earliest), 0)
 		why = fmt.Sprintf("cannot finish by the deadline (needs %s, %s left)", fmtDur(j.d), fmtDur(left))
 	}
 	a.Reason = why + ": released at once in " + a.Region
-	a.Alternatives = []Alternative{{Region: a.Region, Start: j.earliest, ExpectedGCO2: bc.g, ExpectedCostUSD: bc.cost}}
-	return bc.r
+	alts := sc.slab.alternatives(1)
+	alts[0] = Alternative{Region: a.Region, Start: j.earliest, ExpectedGCO2: c.g, ExpectedCostUSD: c.cost}
+	a.Alternatives = alts
 }
 
 // reason is the sentence people read: what the plan does and what it saves
-// against running now.
-func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string) string {
-	var b strings.Builder
+// against running now. It is built in sc.text, without fmt, since every
+// job gets one.
+func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string, sc *scratch) string {
+	b := sc.text[:0]
 	wait := a.Start().Sub(j.earliest)
 	region := a.Region
-	switch {
-	case a.Kept:
-		b.WriteString("keep the current plan: ")
+	if a.Kept {
+		b = append(b, "keep the current plan: "...)
 	}
 	switch {
 	case len(a.Segments) > 1:
-		fmt.Fprintf(&b, "run in %d segments over the next %s in %s", len(a.Segments), fmtDur(a.End().Sub(j.earliest)), region)
+		b = append(b, "run in "...)
+		b = strconv.AppendInt(b, int64(len(a.Segments)), 10)
+		b = append(b, " segments over the next "...)
+		b = appendDur(b, a.End().Sub(j.earliest))
+		b = append(b, " in "...)
+		b = append(b, region...)
 	case wait < time.Second && region == a.Baseline.Region:
-		b.WriteString("run now in " + region)
+		b = append(b, "run now in "...)
+		b = append(b, region...)
 	case wait < time.Second:
-		fmt.Fprintf(&b, "run now in %s instead of %s", region, a.Baseline.Region)
+		b = append(b, "run now in "...)
+		b = append(b, region...)
+		b = append(b, " instead of "...)
+		b = append(b, a.Baseline.Region...)
 	case region == a.Baseline.Region:
-		fmt.Fprintf(&b, "defer %s in %s", fmtDur(wait), region)
+		b = append(b, "defer "...)
+		b = appendDur(b, wait)
+		b = append(b, " in "...)
+		b = append(b, region...)
 	default:
-		fmt.Fprintf(&b, "defer %s to %s", fmtDur(wait), region)
+		b = append(b, "defer "...)
+		b = appendDur(b, wait)
+		b = append(b, " to "...)
+		b = append(b, region...)
 	}
 	carbonPrice := pl.cfg.CarbonPriceUSDPerTonne > 0
 	saved := base.p1 - c.p1
 	same := wait < time.Second && region == a.Baseline.Region && len(a.Segments) == 1
 	switch {
 	case same && carbonPrice:
-		b.WriteString(": no allowed region or window is better on cost and carbon")
+		b = append(b, ": no allowed region or window is better on cost and carbon"...)
 	case same:
-		b.WriteString(": no allowed region or window is cleaner")
+		b = append(b, ": no allowed region or window is cleaner"...)
 	case saved > 1e-9*math.Abs(base.p1) && base.p1 > 0:
 		pct := 100 * saved / base.p1
 		if carbonPrice {
-			fmt.Fprintf(&b, " to cut cost and carbon by %s (%s, $%.2f vs %s, $%.2f now)", fmtPct(pct), fmtG(c.g), c.cost, fmtG(base.g), base.cost)
+			b = append(b, " to cut cost and carbon by "...)
+			b = appendPct(b, pct)
+			b = append(b, " ("...)
+			b = appendG(b, c.g)
+			b = append(b, ", $"...)
+			b = strconv.AppendFloat(b, c.cost, 'f', 2, 64)
+			b = append(b, " vs "...)
+			b = appendG(b, base.g)
+			b = append(b, ", $"...)
+			b = strconv.AppendFloat(b, base.cost, 'f', 2, 64)
+			b = append(b, " now)"...)
 		} else {
-			fmt.Fprintf(&b, " to save %s (%s vs %s now)", fmtPct(pct), fmtG(c.g), fmtG(base.g))
+			b = append(b, " to save "...)
+			b = appendPct(b, pct)
+			b = append(b, " ("...)
+			b = appendG(b, c.g)
+			b = append(b, " vs "...)
+			b = appendG(b, base.g)
+			b = append(b, " now)"...)
 		}
-	case nowWhy != "":
-		fmt.Fprintf(&b, " (%s vs %s now): running now is %s", fmtG(c.g), fmtG(base.g), nowWhy)
 	default:
-		fmt.Fprintf(&b, " (%s vs %s now)", fmtG(c.g), fmtG(base.g))
+		b = append(b, " ("...)
+		b = appendG(b, c.g)
+		b = append(b, " vs "...)
+		b = appendG(b, base.g)
+		b = append(b, " now)"...)
+		if nowWhy != "" {
+			b = append(b, ": running now is "...)
+			b = append(b, nowWhy...)
+		}
 	}
 	if a.Kept {
-		fmt.Fprintf(&b, "; a move would gain under %s", fmtPct(100*pl.cfg.Hysteresis))
+		b = append(b, "; a move would gain under "...)
+		b = appendPct(b, 100*pl.cfg.Hysteresis)
 	}
-	return b.String()
+	sc.text = b
+	return string(b)
 }
 
 // alternatives lists the winner, the run-now option and each other allowed
 // region's best, each with why it lost, up to Config.Alternatives runners-up.
 func (pl *planner) alternatives(j *jobInfo, a *Assignment, c, base cand, nowWhy string, kept bool, sc *scratch) []Alternative {
-	out := make([]Alternative, 0, min(1+pl.cfg.Alternatives, 2+len(sc.perReg)))
+	out := sc.slab.alternatives(2 + len(sc.perReg))[:0]
 	out = append(out, Alternative{Region: a.Region, Start: a.Start(), ExpectedGCO2: c.g, ExpectedCostUSD: c.cost})
 	lose := func(o cand) string {
 		switch {
 		case kept && better(o.p1, o.p2, c.p1, c.p2):
 			return "gain under the hysteresis"
+		case better(o.p1, o.p2, c.p1, c.p2):
+			// Only with capacity: another job held it at this job's turn
+			// and moved later.
+			return "over capacity when planned"
 		case pl.cfg.CarbonPriceUSDPerTonne > 0 && o.p1 > c.p1+1e-9*math.Abs(c.p1):
 			return "higher cost and carbon"
 		case pl.cfg.CarbonPriceUSDPerTonne > 0:
@@ -236,41 +294,88 @@ func (pl *planner) alternatives(j *jobInfo, a *Assignment, c, base cand, nowWhy 
 		return cmpF(x.ExpectedGCO2, y.ExpectedGCO2)
 	})
 	if n := 1 + pl.cfg.Alternatives; len(out) > n {
-		out = out[:n:n]
+		out = out[:n]
 	}
+	out = out[:len(out):len(out)]
+	sc.slab.keepAlternatives(len(out))
 	return out
 }
 
 // fmtDur writes d the way people say it: 14h, 2h30m, 45m, 20s.
-func fmtDur(d time.Duration) string {
+func fmtDur(d time.Duration) string { return string(appendDur(nil, d)) }
+
+func appendDur(b []byte, d time.Duration) []byte {
 	switch {
 	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Round(time.Second)/time.Second))
+		b = strconv.AppendInt(b, int64(d.Round(time.Second)/time.Second), 10)
+		return append(b, 's')
 	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Round(time.Minute)/time.Minute))
+		b = strconv.AppendInt(b, int64(d.Round(time.Minute)/time.Minute), 10)
+		return append(b, 'm')
 	}
 	d = d.Round(time.Minute)
-	h, m := int(d/time.Hour), int(d%time.Hour/time.Minute)
+	h, m := int64(d/time.Hour), int64(d%time.Hour/time.Minute)
+	b = strconv.AppendInt(b, h, 10)
+	b = append(b, 'h')
 	if m == 0 {
-		return fmt.Sprintf("%dh", h)
+		return b
 	}
-	return fmt.Sprintf("%dh%02dm", h, m)
+	if m < 10 {
+		b = append(b, '0')
+	}
+	b = strconv.AppendInt(b, m, 10)
+	return append(b, 'm')
 }
 
-// fmtG writes a mass of CO2e with a unit that keeps it short.
-func fmtG(g float64) string {
+// appendG writes a mass of CO2e with a unit that keeps it short.
+func appendG(b []byte, g float64) []byte {
 	switch {
 	case g >= 1e6:
-		return fmt.Sprintf("%.2f t", g/1e6)
+		b = strconv.AppendFloat(b, g/1e6, 'f', 2, 64)
+		return append(b, " t"...)
 	case g >= 1e4:
-		return fmt.Sprintf("%.1f kg", g/1e3)
+		b = strconv.AppendFloat(b, g/1e3, 'f', 1, 64)
+		return append(b, " kg"...)
 	}
-	return fmt.Sprintf("%.0f g", g)
+	b = strconv.AppendFloat(b, g, 'f', 0, 64)
+	return append(b, " g"...)
 }
 
-func fmtPct(p float64) string {
+func appendPct(b []byte, p float64) []byte {
 	if p < 10 {
-		return fmt.Sprintf("%.1f%%", p)
+		b = strconv.AppendFloat(b, p, 'f', 1, 64)
+	} else {
+		b = strconv.AppendFloat(b, p, 'f', 0, 64)
 	}
-	return fmt.Sprintf("%.0f%%", p)
+	return append(b, '%')
 }
+
+// slab hands out the Segments and Alternatives of many assignments from a
+// few large arrays, so a round allocates per chunk, not per job. Each piece
+// is capped at its length, so appending to one never reaches its neighbour.
+type slab struct {
+	win []Window
+	alt []Alternative
+}
+
+const slabChunk = 1024
+
+func (s *slab) windows(n int) []Window {
+	if len(s.win) < n {
+		s.win = make([]Window, max(n, slabChunk))
+	}
+	w := s.win[:n:n]
+	s.win = s.win[n:]
+	return w
+}
+
+// alternatives returns room for up to n; the caller trims it.
+func (s *slab) alternatives(n int) []Alternative {
+	if len(s.alt) < n {
+		s.alt = make([]Alternative, max(n, slabChunk))
+	}
+	return s.alt[:n:n]
+}
+
+// keepAlternatives marks the first n of the last alternatives(…) as used.
+func (s *slab) keepAlternatives(n int) { s.alt = s.alt[n:] }

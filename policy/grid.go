@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math"
+	"math/bits"
 	"sort"
 	"time"
 
@@ -12,10 +13,22 @@ import (
 // (1s in demos) cannot blow up memory; starts beyond it are not considered.
 const maxGridSlots = 1 << 16
 
-// maxTailSlots bounds how far past the last start slot the per-slot arrays
-// reach; runs longer than that are integrated at the region's fill value and
-// base price, and their capacity past the arrays is not checked.
+// maxTailSlots bounds how far past the last start slot the intensity and
+// price arrays reach; runs longer than that are integrated at the region's
+// fill value and base price past them.
 const maxTailSlots = 1 << 16
+
+// maxCapSlots bounds the free-GPU array of a region with a capacity. It
+// covers every slot a run starting by the last start slot can touch (see
+// capSlots), up to this many: about 120 years at 15-minute slots, 48 days
+// at 1s. A slot past it counts as full, so no run is planned there in a
+// bounded region.
+const maxCapSlots = 1 << 22
+
+// maxBoundSlots is the longest grid that gets the sparse tables behind
+// cannotBeat (n log n floats); a longer one (tiny slots) searches every
+// region.
+const maxBoundSlots = 1 << 12
 
 // unbounded is the free capacity of a region with no capacity limit.
 const unbounded = math.MaxInt32
@@ -28,7 +41,8 @@ type grid struct {
 	slot   time.Duration
 	slotH  float64 // slot length in hours
 	n      int     // slots in which a run may start
-	l      int     // slots the arrays cover (n plus the longest run)
+	l      int     // slots the intensity and price arrays cover (n plus the longest run)
+	lf     int     // slots the free-GPU arrays cover: every slot a run can touch
 	rs     []regionGrid
 	byName map[string]int
 }
@@ -45,8 +59,11 @@ type regionGrid struct {
 	maxPrice float64   // the dearest slot, to skip cap checks that cannot bind
 	fill     float64   // intensity where the series says nothing
 	basePr   float64   // price past the arrays
-	free     []int32   // free GPUs per slot (len l); nil when unbounded
-	bounded  bool
+	free     []int32   // free GPUs per slot (len lf); nil when unbounded
+	// minV and minPr are sparse tables of v and price: level i holds the
+	// least value over each 2^i slots, for bounds in O(1).
+	minV, minPr [][]float64
+	bounded     bool
 }
 
 // pos returns t as a position in slots from the grid origin.
@@ -89,8 +106,10 @@ func (r *regionGrid) cumPrice(x float64, slotH float64) float64 {
 }
 
 // buildGrid lays every region on the slot grid. last is the latest start any
-// job may take and maxRun the longest run in slots.
-func buildGrid(in Input, cfg Config, last time.Time, maxRun int) *grid {
+// job may take, maxRun the longest run in slots and runEnd(n) the latest
+// position a run starting by slot n (from an earliest start, or a current
+// plan) reaches.
+func buildGrid(in Input, cfg Config, last time.Time, maxRun int, runEnd func(n int) float64) *grid {
 	g := &grid{origin: in.Now.Truncate(cfg.Slot), slot: cfg.Slot, slotH: cfg.Slot.Hours()}
 	if h := in.Now.Add(cfg.Horizon); last.After(h) {
 		last = h
@@ -99,6 +118,7 @@ func buildGrid(in Input, cfg Config, last time.Time, maxRun int) *grid {
 	n = max(1, min(n, maxGridSlots))
 	g.n = n
 	g.l = n + min(maxRun+1, maxTailSlots)
+	g.lf = capSlots(n, maxRun, runEnd(n))
 	g.rs = make([]regionGrid, len(in.Regions))
 	g.byName = make(map[string]int, len(in.Regions))
 	var fills []float64
@@ -122,7 +142,7 @@ func buildGrid(in Input, cfg Config, last time.Time, maxRun int) *grid {
 		g.layPrice(reg.Price, r)
 		if reg.Capacity > 0 {
 			r.bounded = true
-			r.free = make([]int32, g.l)
+			r.free = make([]int32, g.lf)
 			g.layCapacity(reg, r.free)
 		}
 	}
@@ -142,8 +162,43 @@ func buildGrid(in Input, cfg Config, last time.Time, maxRun int) *grid {
 		}
 		r.p = prefix(r.v, 1)
 		r.q = prefix(r.price, g.slotH)
+		if len(r.v) <= maxBoundSlots {
+			r.minV = sparseMin(r.v)
+			r.minPr = sparseMin(r.price)
+		}
 	}
 	return g
+}
+
+func sparseMin(v []float64) [][]float64 {
+	t := [][]float64{v}
+	for w := 1; 2*w <= len(v); w *= 2 {
+		prev := t[len(t)-1]
+		next := make([]float64, len(prev)-w)
+		for i := range next {
+			next[i] = min(prev[i], prev[i+w])
+		}
+		t = append(t, next)
+	}
+	return t
+}
+
+// rangeMin returns the least intensity and price over slots [a, b); slots
+// past the arrays count at the fill value and base price.
+func (r *regionGrid) rangeMin(a, b int) (float64, float64) {
+	mv, mp := math.Inf(1), math.Inf(1)
+	if n := len(r.v); b >= n-1 {
+		// Integrals read the fill value and base price from slot n-1 on.
+		mv, mp = r.fill, r.basePr
+		b = n
+	}
+	if a < b {
+		lvl := bits.Len(uint(b-a)) - 1
+		w := 1 << lvl
+		mv = min(mv, r.minV[lvl][a], r.minV[lvl][b-w])
+		mp = min(mp, r.minPr[lvl][a], r.minPr[lvl][b-w])
+	}
+	return mv, mp
 }
 
 func prefix(v []float64, scale float64) []float64 {
@@ -236,22 +291,39 @@ func (g *grid) layPrice(ps PriceSchedule, r *regionGrid) {
 	}
 }
 
+// capSlots returns the length of the free-GPU arrays: every slot a run
+// starting by slot n can touch (the longest run from the last start slot,
+// or runEnd), capped at maxCapSlots.
+func capSlots(n, maxRun int, runEnd float64) int {
+	l := n + maxRun + 1
+	if e := math.Ceil(runEnd) + 1; e > float64(l) {
+		l = int(min(e, maxCapSlots))
+	}
+	return max(1, min(l, maxCapSlots))
+}
+
 // layCapacity writes the free GPUs per slot: capacity minus every usage that
 // overlaps the slot at all (a partial overlap holds the whole slot).
 func (g *grid) layCapacity(reg Region, free []int32) {
-	c := int32(min(reg.Capacity, unbounded))
-	for i := range free {
-		free[i] = c
-	}
+	c := int64(min(reg.Capacity, unbounded))
+	// A difference array keeps long usages O(1) each.
+	diff := make([]int64, len(free)+1)
 	for _, u := range reg.Busy {
 		if u.GPUs <= 0 || !u.End.After(u.Start) {
 			continue
 		}
-		a := int(math.Floor(g.pos(u.Start)))
-		b := int(math.Ceil(g.pos(u.End)))
-		a, b = max(a, 0), min(b, len(free))
-		for k := a; k < b; k++ {
-			free[k] = max(free[k]-int32(min(u.GPUs, unbounded)), 0)
+		a := math.Floor(g.pos(u.Start))
+		b := math.Ceil(g.pos(u.End))
+		a, b = max(a, 0), min(b, float64(len(free)))
+		if b <= a {
+			continue
 		}
+		diff[int(a)] += int64(u.GPUs)
+		diff[int(b)] -= int64(u.GPUs)
+	}
+	var used int64
+	for i := range free {
+		used += diff[i]
+		free[i] = int32(max(c-used, 0))
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"math"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -43,31 +42,52 @@ import (
 // # Capacity
 //
 // Without capacity limits every job gets its best option independently (in
-// parallel). When some region has a Capacity, jobs are ordered by slack,
-// least first (the trials of a sweep, jobs sharing Group, next to each other
-// at the slack of their tightest trial), and:
+// parallel). A region whose Capacity is 0 is unbounded: its Busy list is
+// ignored. When some region has a Capacity, its free GPUs are tracked per
+// slot over every slot a run of the round can touch (a run holds each slot
+// it overlaps at all, from its first to its last, however long it is), and
+// jobs are ordered by slack, least first (the trials of a sweep, jobs
+// sharing Group, next to each other at the slack of their tightest trial):
 //
 //  1. Greedy: in that order each job takes its best option that fits around
 //     what the jobs before it took. Trials of a sweep therefore spread over
 //     the greenest free windows and regions instead of stacking into one
-//     slot. Since later jobs only take capacity, each job's choice stays its
-//     best response to the final plan.
-//  2. Fallback, only when step 1 left some job with no window before its
-//     deadline: start again and, in the same order, reserve each job its
-//     current plan if it fits, else its earliest window that fits (as soon
-//     as possible, which leaves later windows to jobs with later
-//     deadlines); then, up to Config.Passes times, let each job hand back
-//     its reservation and take the best option around everyone else's.
-//     A job can always take back its own reservation, so these passes never
-//     make a job late, and each move strictly lowers the mover's score
-//     without touching anyone else's. The plan with fewer urgent jobs wins,
-//     step 1's on a tie.
+//     slot.
+//  2. Repair, only for a job step 1 left with no window before its
+//     deadline: for a few of its windows, those needing the fewest GPUs
+//     freed first, it takes the window and moves jobs holding it, the most
+//     flexible first, each to its best option that still fits and meets its
+//     own deadline; if that does not make room, everything moved goes back.
+//  3. Fallback, only when some job is still without a window: start again
+//     and reserve, earliest deadline first, each job its current plan if it
+//     fits, else its earliest window that fits (as soon as possible, which
+//     leaves later windows to jobs with later deadlines); then, up to
+//     Config.Passes times, in slack order, let each job hand back its
+//     reservation and take the best option around everyone else's. A job
+//     can always take back its own reservation, so these passes never make
+//     a job late, and each move strictly lowers the mover's score. The plan
+//     that strands fewer jobs (leaves them urgent though they would have a
+//     window were capacity ignored) wins, steps 1–2's on a tie. The
+//     reservation alone settles that count, so a fallback that loses is
+//     never improved.
 //
-// This guarantees: no region-slot is ever planned past its free capacity
-// (Capacity minus Busy; only Urgent jobs, which start at once, may exceed
-// it); and no more jobs are left urgent for want of capacity than the
-// as-soon-as-possible reservation in slack order leaves. It does not
-// guarantee the least total score: that is a hard packing problem.
+// This guarantees:
+//   - no region-slot is ever planned past its free capacity (Capacity minus
+//     the Busy usages overlapping the slot); only Urgent jobs, which start
+//     at once, are not held to it, and they count against everyone else;
+//   - no more jobs are left urgent for want of capacity than the
+//     earliest-deadline-first, as-soon-as-possible reservation leaves; so
+//     in a round where that rule is optimal, no job is urgent whenever
+//     every deadline can be met: one region with a capacity and no Busy
+//     usages, now on a slot boundary, every job allowed to start now, each
+//     needing more than half the pool for a whole number of slots, none
+//     interruptible or price-capped, no current plans.
+//
+// It does not guarantee the least total score: that is a hard packing
+// problem. Explain lists, for each allowed region, the best option around
+// the final plan of everyone else; one that beats the winner is marked
+// "over capacity when planned" (another job held it at this job's turn and
+// moved later).
 //
 // # Stability
 //
@@ -76,10 +96,23 @@ import (
 // capacity and price cap) keeps it unless the best option beats its score
 // by more than Config.Hysteresis; such assignments have Kept set.
 func Plan(in Input) Result {
-	pl := newPlanner(in)
+	return planWith(in, planOpts{})
+}
+
+// planOpts selects paths of the capacity algorithm, for tests.
+type planOpts struct {
+	fallbackOnly bool // skip greedy and repair: reserve, then improve
+	noImprove    bool // in the fallback, stop after the reservation
+	noRepair     bool // skip the repair step
+	noPrune      bool // search every allowed region (see cannotBeat)
+}
+
+func planWith(in Input, o planOpts) Result {
 	if len(in.Jobs) == 0 {
 		return Result{Assignments: []Assignment{}}
 	}
+	pl := newPlanner(in)
+	pl.opts = o
 	if pl.bounded() {
 		pl.planBounded()
 	} else {
@@ -115,10 +148,12 @@ type jobInfo struct {
 type planner struct {
 	in     Input
 	cfg    Config
+	opts   planOpts
 	g      *grid
 	jobs   []jobInfo
 	out    []Assignment
 	minSeg int
+	spans  []span // backing for reservations' segments (see resv)
 }
 
 func newPlanner(in Input) *planner {
@@ -135,7 +170,19 @@ func newPlanner(in Input) *planner {
 			names[r.Name] = int32(i)
 		}
 	}
-	pool := make([]int32, 0, len(in.Jobs))
+	// Jobs that name no region share one list of every region.
+	var all []int32
+	for k, r := range in.Regions {
+		if names[r.Name] == int32(k) {
+			all = append(all, int32(k))
+		}
+	}
+	all = all[:len(all):len(all)]
+	npool := 0
+	for i := range in.Jobs {
+		npool += len(in.Jobs[i].Regions)
+	}
+	pool := make([]int32, 0, npool)
 	last := in.Now
 	maxRun := 1
 	for i := range in.Jobs {
@@ -171,28 +218,40 @@ func newPlanner(in Input) *planner {
 		j.slack = j.ls[1] - j.x0
 		j.maxPrice = jb.MaxPriceUSDPerGPUHour
 		j.interruptible = jb.Interruptible
-		start := len(pool)
 		if len(jb.Regions) == 0 {
-			for k, r := range in.Regions {
-				if names[r.Name] == int32(k) {
-					pool = append(pool, int32(k))
-				}
-			}
+			j.regions = all
 		} else {
+			start := len(pool)
 			for _, name := range jb.Regions {
 				if k, ok := names[name]; ok && !slices.Contains(pool[start:], k) {
 					pool = append(pool, k)
 				}
 			}
+			j.regions = pool[start:len(pool):len(pool)]
 		}
-		j.regions = pool[start:len(pool):len(pool)]
 		if s := jb.Deadline.Add(-j.d); s.After(last) {
 			last = s
 		}
 		maxRun = max(maxRun, j.occ)
 		j.curR = -1
 	}
-	pl.g = buildGrid(in, cfg, last, maxRun)
+	// Capacity is tracked as far as any run that starts by the last start
+	// slot n reaches: an urgent run from a job's earliest start, or a
+	// current plan.
+	runEnd := func(n int) float64 {
+		e := 0.0
+		for i := range pl.jobs {
+			j := &pl.jobs[i]
+			if j.x0 <= float64(n) {
+				e = max(e, j.x0+j.ds)
+			}
+			if cur := j.job.Current; cur != nil && len(cur.Segments) > 0 && pos(cur.Segments[0].Start) <= float64(n) {
+				e = max(e, pos(cur.Segments[len(cur.Segments)-1].End))
+			}
+		}
+		return e
+	}
+	pl.g = buildGrid(in, cfg, last, maxRun, runEnd)
 	for i := range pl.jobs {
 		pl.validCurrent(&pl.jobs[i])
 	}
@@ -238,7 +297,7 @@ func (pl *planner) validCurrent(j *jobInfo) {
 	r := &pl.g.rs[ri]
 	if _, priceChk := pl.checks(j, r); priceChk {
 		for _, sp := range spans {
-			if !fits(j, r, sp.a, sp.b, false, true) {
+			if !fits(j, r, nil, sp.a, sp.b, false, true) {
 				return
 			}
 		}
@@ -247,8 +306,8 @@ func (pl *planner) validCurrent(j *jobInfo) {
 }
 
 // currentFits reports whether job j's valid Current plan fits the capacity
-// left now.
-func (pl *planner) currentFits(j *jobInfo) bool {
+// left in the view sc.
+func (pl *planner) currentFits(j *jobInfo, sc *scratch) bool {
 	if j.curR < 0 {
 		return false
 	}
@@ -257,7 +316,7 @@ func (pl *planner) currentFits(j *jobInfo) bool {
 		return true
 	}
 	for _, sp := range j.curSpans {
-		if !fits(j, r, sp.a, sp.b, true, false) {
+		if !fits(j, r, sc.free[j.curR], sp.a, sp.b, true, false) {
 			return false
 		}
 	}
@@ -290,7 +349,7 @@ func (pl *planner) planFree() {
 	for w := 0; w < workers; w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, len(pl.jobs))
 		wg.Go(func() {
-			sc := &scratch{}
+			sc := pl.newScratch(nil)
 			for i := lo; i < hi; i++ {
 				pl.decideFree(&pl.jobs[i], sc)
 			}
@@ -301,7 +360,7 @@ func (pl *planner) planFree() {
 
 func (pl *planner) decideFree(j *jobInfo, sc *scratch) {
 	if len(j.regions) == 0 || j.ls[1] < j.x0-1e-9 {
-		pl.writeUrgent(j, "", false)
+		pl.writeUrgent(j, pl.urgentRun(j, sc), "", sc)
 		return
 	}
 	c := pl.best(j, 0, sc, true)
@@ -309,7 +368,7 @@ func (pl *planner) decideFree(j *jobInfo, sc *scratch) {
 		c = pl.best(j, 1, sc, true)
 	}
 	if !c.ok {
-		pl.writeUrgent(j, pl.whyNone(sc), false)
+		pl.writeUrgent(j, pl.urgentRun(j, sc), pl.whyNone(sc), sc)
 		return
 	}
 	spans := pl.spansOf(j, c, sc)
@@ -345,306 +404,14 @@ func (pl *planner) whyNone(sc *scratch) string {
 	return "no window before the deadline is free and under the price cap"
 }
 
-// resv is a job's reservation while capacity is being shared out.
-type resv struct {
-	r      int
-	spans  []span
-	c      cand
-	cur    bool
-	urgent bool
-	none   bool // urgent without a region: nothing reserved
-}
-
-// planBounded shares capacity out: greedy in slack order; if that strands
-// a job, reserve as soon as possible then improve, and keep whichever
-// strands fewer.
-func (pl *planner) planBounded() {
-	order := pl.order()
-	snap := pl.snapshotFree()
-	sc := &scratch{}
-	stranded := 0
-	for _, i := range order {
-		if pl.greedy(&pl.jobs[i], sc) {
-			stranded++
+// newScratch returns buffers for one goroutine viewing the free GPUs in
+// free (indexed by region; nil: the round's own arrays).
+func (pl *planner) newScratch(free [][]int32) *scratch {
+	if free == nil {
+		free = make([][]int32, len(pl.g.rs))
+		for i := range pl.g.rs {
+			free[i] = pl.g.rs[i].free
 		}
 	}
-	if stranded == 0 {
-		return
-	}
-	greedyOut := slices.Clone(pl.out)
-	pl.restoreFree(snap)
-	if pl.reserveAndImprove(order, sc) >= stranded {
-		pl.out = greedyOut
-	}
-}
-
-// greedy plans job j at its turn: its best option around what the jobs
-// before it took (or its current plan, by the hysteresis rule). It reports
-// whether the job was stranded: urgent for want of capacity.
-func (pl *planner) greedy(j *jobInfo, sc *scratch) bool {
-	var rv resv
-	if len(j.regions) == 0 || j.ls[1] < j.x0-1e-9 {
-		pl.reserveUrgent(j, &rv, "")
-		return false
-	}
-	c := pl.best(j, 0, sc, true)
-	if !c.ok {
-		c = pl.best(j, 1, sc, true)
-	}
-	if !c.ok {
-		pl.reserveUrgent(j, &rv, pl.whyNone(sc))
-		return true
-	}
-	spans := pl.spansOf(j, c, sc)
-	kept := false
-	if pl.currentFits(j) {
-		if cur := pl.evalSpans(j, j.curR, j.curSpans); pl.keepCurrent(cur, c) {
-			c, spans, kept = cur, j.curSpans, true
-		}
-	}
-	pl.occupy(j, c.r, spans, j.gpus, false)
-	pl.write(j, c, spans, kept, sc, true)
-	return false
-}
-
-func (pl *planner) snapshotFree() [][]int32 {
-	snap := make([][]int32, len(pl.g.rs))
-	for i := range pl.g.rs {
-		snap[i] = slices.Clone(pl.g.rs[i].free)
-	}
-	return snap
-}
-
-func (pl *planner) restoreFree(snap [][]int32) {
-	for i := range pl.g.rs {
-		copy(pl.g.rs[i].free, snap[i])
-	}
-}
-
-// reserveAndImprove is the fallback: reserve in slack order, as soon as
-// possible, then improve in passes. It returns how many jobs it stranded.
-func (pl *planner) reserveAndImprove(order []int, sc *scratch) int {
-	res := make([]resv, len(pl.jobs))
-	stranded := 0
-	for _, i := range order {
-		if pl.reserve(&pl.jobs[i], &res[i], sc) {
-			stranded++
-		}
-	}
-	explain := pl.cfg.Passes == 1
-	for pass := 0; pass < pl.cfg.Passes; pass++ {
-		moved := 0
-		for _, i := range order {
-			if res[i].urgent {
-				continue
-			}
-			if pl.improve(&pl.jobs[i], &res[i], sc, explain) {
-				moved++
-			}
-		}
-		if explain {
-			break
-		}
-		explain = moved == 0 || pass+2 >= pl.cfg.Passes
-	}
-	return stranded
-}
-
-// order returns job indices least slack first, the trials of a sweep
-// together at the slack of their tightest trial.
-func (pl *planner) order() []int {
-	type key struct {
-		gslack float64
-		group  string
-		gfirst int
-	}
-	groups := map[string]key{}
-	for i := range pl.jobs {
-		j := &pl.jobs[i]
-		g := j.job.Group
-		if g == "" {
-			continue
-		}
-		k, ok := groups[g]
-		if !ok {
-			k = key{j.slack, g, i}
-		}
-		k.gslack = min(k.gslack, j.slack)
-		groups[g] = k
-	}
-	keys := make([]key, len(pl.jobs))
-	for i := range pl.jobs {
-		j := &pl.jobs[i]
-		if k, ok := groups[j.job.Group]; ok {
-			keys[i] = k
-		} else {
-			keys[i] = key{j.slack, "", i}
-		}
-	}
-	order := make([]int, len(pl.jobs))
-	for i := range order {
-		order[i] = i
-	}
-	slices.SortStableFunc(order, func(a, b int) int {
-		ka, kb := keys[a], keys[b]
-		switch {
-		case ka.gslack != kb.gslack:
-			return cmpF(ka.gslack, kb.gslack)
-		case ka.group != kb.group:
-			return strings.Compare(ka.group, kb.group)
-		case ka.gfirst != kb.gfirst:
-			return ka.gfirst - kb.gfirst
-		}
-		return cmpF(pl.jobs[a].slack, pl.jobs[b].slack)
-	})
-	return order
-}
-
-func cmpF(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// occupy adds delta GPUs of job j over spans in region ri; urgent runs
-// only take what is free.
-func (pl *planner) occupy(j *jobInfo, ri int, spans []span, delta int32, clamp bool) {
-	r := &pl.g.rs[ri]
-	if !r.bounded {
-		return
-	}
-	for _, sp := range spans {
-		lo, hi := int(math.Floor(sp.a)), min(int(math.Ceil(sp.b-1e-9)), len(r.free))
-		for k := max(lo, 0); k < hi; k++ {
-			f := r.free[k] - delta
-			if clamp {
-				f = max(f, 0)
-			}
-			r.free[k] = f
-		}
-	}
-}
-
-// reserve reserves job j its current plan, else its earliest window, else
-// makes it urgent; it reports whether the job was stranded for capacity.
-func (pl *planner) reserve(j *jobInfo, rv *resv, sc *scratch) bool {
-	if len(j.regions) == 0 || j.ls[1] < j.x0-1e-9 {
-		pl.reserveUrgent(j, rv, "")
-		return false
-	}
-	if pl.currentFits(j) {
-		rv.r, rv.spans, rv.cur = j.curR, append(rv.spans[:0], j.curSpans...), true
-		rv.c = pl.evalSpans(j, j.curR, j.curSpans)
-		pl.occupy(j, rv.r, rv.spans, j.gpus, false)
-		return false
-	}
-	for level := 0; level < 2; level++ {
-		if c, ok := pl.asap(j, level); ok {
-			rv.r, rv.c = c.r, c
-			rv.spans = append(rv.spans[:0], span{c.x, c.x + j.ds})
-			pl.occupy(j, rv.r, rv.spans, j.gpus, false)
-			return false
-		}
-	}
-	if j.interruptible {
-		if c := pl.best(j, 1, sc, false); c.ok {
-			rv.r, rv.c = c.r, c
-			rv.spans = append(rv.spans[:0], pl.spansOf(j, c, sc)...)
-			pl.occupy(j, rv.r, rv.spans, j.gpus, false)
-			return false
-		}
-	}
-	pl.best(j, 1, sc, true)
-	pl.reserveUrgent(j, rv, pl.whyNone(sc))
-	return true
-}
-
-func (pl *planner) reserveUrgent(j *jobInfo, rv *resv, why string) {
-	rv.urgent = true
-	ri := pl.writeUrgent(j, why, true)
-	if ri < 0 {
-		rv.none = true
-		return
-	}
-	rv.r = ri
-	rv.spans = append(rv.spans[:0], span{j.x0, j.x0 + j.ds})
-	pl.occupy(j, ri, rv.spans, j.gpus, true)
-}
-
-// asap returns job j's earliest contiguous start that fits at the given
-// level in any allowed region; the better score wins a tie.
-func (pl *planner) asap(j *jobInfo, level int) (cand, bool) {
-	var bc cand
-	for _, ri16 := range j.regions {
-		ri := int(ri16)
-		r := &pl.g.rs[ri]
-		capChk, priceChk := pl.checks(j, r)
-		ls := j.ls[level]
-		x, found := -1.0, false
-		if j.x0 <= ls+1e-9 && fits(j, r, j.x0, j.x0+j.ds, capChk, priceChk) {
-			x, found = j.x0, true
-		}
-		if !found {
-			hi := min(int(math.Floor(ls+1e-9)), pl.g.n-1)
-			for k := j.k0; k <= hi; {
-				b := -1
-				for s := k + j.occ - 1; s >= k; s-- {
-					if blocked(j, r, s, capChk, priceChk) {
-						b = s
-						break
-					}
-				}
-				if b < 0 {
-					x, found = float64(k), true
-					break
-				}
-				k = b + 1
-			}
-		}
-		if !found || (bc.ok && x > bc.x) {
-			continue
-		}
-		c := pl.evalSpans(j, ri, []span{{x, x + j.ds}})
-		if !bc.ok || x < bc.x || better(c.p1, c.p2, bc.p1, bc.p2) {
-			bc = c
-		}
-	}
-	return bc, bc.ok
-}
-
-// improve is step 2 for one job: hand back the reservation and take the
-// best option that fits. It reports whether the job moved.
-func (pl *planner) improve(j *jobInfo, rv *resv, sc *scratch, explain bool) bool {
-	pl.occupy(j, rv.r, rv.spans, -j.gpus, false)
-	c := pl.best(j, 0, sc, explain)
-	if !c.ok {
-		c = pl.best(j, 1, sc, explain)
-	}
-	moved, kept := false, false
-	back := false
-	if j.curR >= 0 && pl.currentFits(j) {
-		cur := pl.evalSpans(j, j.curR, j.curSpans)
-		// Stay on the current plan while a move gains too little; return to
-		// it only when that does not make this job's score worse.
-		back = pl.keepCurrent(cur, c) && (rv.cur || !better(rv.c.p1, rv.c.p2, cur.p1, cur.p2))
-		if back {
-			moved = !rv.cur
-			rv.r, rv.c, rv.cur, kept = j.curR, cur, true, true
-			rv.spans = append(rv.spans[:0], j.curSpans...)
-		}
-	}
-	if !back && c.ok && better(c.p1, c.p2, rv.c.p1, rv.c.p2) {
-		moved = true
-		rv.r, rv.c, rv.cur = c.r, c, false
-		rv.spans = append(rv.spans[:0], pl.spansOf(j, c, sc)...)
-	}
-	pl.occupy(j, rv.r, rv.spans, j.gpus, false)
-	if explain {
-		pl.write(j, rv.c, rv.spans, kept, sc, true)
-	}
-	return moved
+	return &scratch{free: free, skipRegion: -1}
 }

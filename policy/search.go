@@ -22,16 +22,29 @@ type cand struct {
 }
 
 // scratch is one goroutine's reusable buffers, so the search allocates
-// nothing per job.
+// nothing per job, and its view of the free GPUs.
 type scratch struct {
-	okRun    []int32
-	blocks   []block
-	top      []block
-	segs     []seg
-	tmpSpans []span
-	regSpans []span // the best segmented option of the region in hand
-	bestSpan []span // the best segmented option over all regions
-	perReg   []cand // each allowed region's best, for explain
+	// free is the free-GPU array of each region this goroutine reads and
+	// updates (nil for an unbounded region): the round's own while capacity
+	// is shared out, a private copy while assignments are explained.
+	free [][]int32
+	slab slab
+	text []byte
+	// ignoreCap makes the search ignore capacity: would the job fit at
+	// all?
+	ignoreCap bool
+	// skipRegion is a region explain need not search (-1: none).
+	skipRegion int
+	wins       []repairWin
+	moves      []move
+	okRun      []int32
+	blocks     []block
+	top        []block
+	segs       []seg
+	tmpSpans   []span
+	regSpans   []span // the best segmented option of the region in hand
+	bestSpan   []span // the best segmented option over all regions
+	perReg     []cand // each allowed region's best, for explain
 }
 
 // blockLess orders blocks by score, then tie-break, then start.
@@ -100,22 +113,30 @@ func (pl *planner) checks(j *jobInfo, r *regionGrid) (capChk, priceChk bool) {
 	return r.bounded, j.maxPrice > 0 && r.maxPrice > j.maxPrice
 }
 
-// blocked reports whether slot k cannot take job j in region r.
-func blocked(j *jobInfo, r *regionGrid, k int, capChk, priceChk bool) bool {
-	if k >= len(r.price)-1 {
-		return priceChk && r.basePr > j.maxPrice
+// blocked reports whether slot k cannot take job j in region r, whose free
+// GPUs are f. A slot past f counts as full (see maxCapSlots); a slot past
+// the price array is at the base price.
+func blocked(j *jobInfo, r *regionGrid, f []int32, k int, capChk, priceChk bool) bool {
+	if capChk && (k >= len(f) || f[k] < j.gpus) {
+		return true
 	}
-	return (capChk && r.free[k] < j.gpus) || (priceChk && r.price[k] > j.maxPrice)
+	if priceChk {
+		if k >= len(r.price)-1 {
+			return r.basePr > j.maxPrice
+		}
+		return r.price[k] > j.maxPrice
+	}
+	return false
 }
 
 // fits reports whether every slot touched by [a, b) can take job j.
-func fits(j *jobInfo, r *regionGrid, a, b float64, capChk, priceChk bool) bool {
+func fits(j *jobInfo, r *regionGrid, f []int32, a, b float64, capChk, priceChk bool) bool {
 	if !capChk && !priceChk {
 		return true
 	}
 	lo, hi := int(math.Floor(a)), int(math.Ceil(b-1e-9))
 	for k := max(lo, 0); k < hi; k++ {
-		if blocked(j, r, k, capChk, priceChk) {
+		if blocked(j, r, f, k, capChk, priceChk) {
 			return false
 		}
 	}
@@ -134,6 +155,7 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 		return c
 	}
 	capChk, priceChk := pl.checks(j, r)
+	capChk = capChk && !sc.ignoreCap
 	a1, b1, a2, b2, _, _ := pl.coef(j, r)
 	hi := min(int(math.Floor(ls+1e-9)), pl.g.n-1)
 	lo := j.k0
@@ -143,6 +165,9 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 		dq, fr, occ := j.dq, j.fr, j.occ
 		P, V, Q, PR := r.p, r.v, r.q, r.price
 		sh := pl.g.slotH
+		// A candidate can only win when its p1 is below cut: a bound a
+		// little above the best p1 so far, so better (exact) runs rarely.
+		cut := math.Inf(1)
 		if hi+dq+1 < len(V) && !capChk && !priceChk {
 			// Fast path: nothing can block, all reads inside the arrays.
 			for k := lo; k <= hi; k++ {
@@ -150,25 +175,33 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 				dP := P[e] + fr*V[e] - P[k]
 				dQ := Q[e] + fr*PR[e]*sh - Q[k]
 				p1 := a1*dP + b1*dQ
-				if p1 <= b1v+1e-9*math.Abs(b1v) {
-					p2 := a2*dP + b2*dQ
-					if bx < 0 || better(p1, p2, b1v, b2v) {
-						b1v, b2v, bx = p1, p2, float64(k)
-					}
+				if p1 > cut {
+					continue
+				}
+				p2 := a2*dP + b2*dQ
+				if bx < 0 || better(p1, p2, b1v, b2v) {
+					b1v, b2v, bx = p1, p2, float64(k)
+					cut = b1v + 3e-9*math.Abs(b1v)
 				}
 			}
 		} else {
 			// Walk down so the run of free slots ahead is known; on a tie the
 			// earlier start wins.
+			f := sc.free[ri]
+			g := j.gpus
+			maxP := j.maxPrice
 			top := hi + occ - 1
 			run := 0
 			lim := len(PR) - 1
-			if top >= lim && !(priceChk && r.basePr > j.maxPrice) {
+			baseBlocked := priceChk && r.basePr > maxP
+			if !capChk && top >= lim && !baseBlocked {
+				// Past the price array only the base price could block.
 				run = top - lim + 1
 				top = lim - 1
 			}
+			inside := hi+dq+1 < len(V)
 			for k := top; k >= lo; k-- {
-				if blocked(j, r, k, capChk, priceChk) {
+				if capChk && (k >= len(f) || f[k] < g) || priceChk && (k >= lim && baseBlocked || k < lim && PR[k] > maxP) {
 					run = 0
 					continue
 				}
@@ -176,18 +209,30 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 				if k > hi || run < occ {
 					continue
 				}
-				x := float64(k)
-				dP := r.cum(x+j.ds) - P[k]
-				dQ := r.cumPrice(x+j.ds, sh) - Q[k]
-				p1, p2 := a1*dP+b1*dQ, a2*dP+b2*dQ
+				var dP, dQ float64
+				if inside {
+					e := k + dq
+					dP = P[e] + fr*V[e] - P[k]
+					dQ = Q[e] + fr*PR[e]*sh - Q[k]
+				} else {
+					x := float64(k)
+					dP = r.cum(x+j.ds) - P[k]
+					dQ = r.cumPrice(x+j.ds, sh) - Q[k]
+				}
+				p1 := a1*dP + b1*dQ
+				if p1 > cut {
+					continue
+				}
+				p2 := a2*dP + b2*dQ
 				if bx < 0 || !better(b1v, b2v, p1, p2) {
-					b1v, b2v, bx = p1, p2, x
+					b1v, b2v, bx = p1, p2, float64(k)
+					cut = b1v + 3e-9*math.Abs(b1v)
 				}
 			}
 		}
 	}
 	// An unaligned earliest start (now, mid-slot) is the first candidate.
-	if j.x0 < float64(j.k0) && j.x0 <= ls+1e-9 && fits(j, r, j.x0, j.x0+j.ds, capChk, priceChk) {
+	if j.x0 < float64(j.k0) && j.x0 <= ls+1e-9 && fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, capChk, priceChk) {
 		dP := r.cum(j.x0+j.ds) - r.cum(j.x0)
 		dQ := r.cumPrice(j.x0+j.ds, pl.g.slotH) - r.cumPrice(j.x0, pl.g.slotH)
 		p1, p2 := a1*dP+b1*dQ, a2*dP+b2*dQ
@@ -243,12 +288,14 @@ func (pl *planner) segmentedIn(j *jobInfo, ri int, level int, sc *scratch, c *ca
 		return
 	}
 	capChk, priceChk := pl.checks(j, r)
+	capChk = capChk && !sc.ignoreCap
 	a1, b1, a2, b2, _, _ := pl.coef(j, r)
 	sh := pl.g.slotH
 	sc.okRun = slices.Grow(sc.okRun[:0], b-a)[:b-a]
 	run := int32(0)
+	f := sc.free[ri]
 	for k := b - 1; k >= a; k-- {
-		if blocked(j, r, k, capChk, priceChk) {
+		if blocked(j, r, f, k, capChk, priceChk) {
 			run = 0
 		} else {
 			run++
@@ -393,6 +440,12 @@ func (pl *planner) best(j *jobInfo, level int, sc *scratch, explain bool) cand {
 		sc.perReg = sc.perReg[:0]
 	}
 	for _, ri := range j.regions {
+		if !explain && !pl.opts.noPrune && bc.ok && pl.cannotBeat(j, int(ri), level, bc.p1) {
+			continue
+		}
+		if explain && int(ri) == sc.skipRegion {
+			continue
+		}
 		c := pl.bestIn(j, int(ri), level, sc)
 		if explain {
 			sc.perReg = append(sc.perReg, c)
@@ -430,4 +483,28 @@ func (pl *planner) evalSpans(j *jobInfo, ri int, spans []span) cand {
 		c.nspans = len(spans)
 	}
 	return c
+}
+
+// cannotBeat reports whether no option of job j in region ri at the given
+// level can reach score p1 or tie it: its bound (every slot it could touch
+// at the region's least intensity and price there) is already worse.
+func (pl *planner) cannotBeat(j *jobInfo, ri int, level int, p1 float64) bool {
+	r := &pl.g.rs[ri]
+	if r.minV == nil {
+		return false
+	}
+	a1, b1, _, _, _, _ := pl.coef(j, r)
+	lo := int(math.Floor(j.x0))
+	hi := min(int(math.Floor(j.ls[level]+1e-9)), pl.g.n-1) + j.occ
+	if j.interruptible {
+		// Segments may reach past the last start slot's run, up to the
+		// deadline (see segmentedIn).
+		hi = max(hi, min(int(math.Floor(j.ls[level]+j.ds+1e-9)), len(r.price)-1))
+	}
+	if hi <= lo {
+		return false
+	}
+	minV, minPr := r.rangeMin(max(lo, 0), hi)
+	lb := a1*j.ds*minV + b1*j.ds*pl.g.slotH*minPr
+	return lb > p1+1e-9*(math.Abs(p1)+math.Abs(lb))
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -221,6 +222,7 @@ func TestBenchSubmit(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			_, _ = io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusCreated {
 				return fmt.Errorf("status %d", resp.StatusCode)
@@ -311,6 +313,7 @@ func TestBenchLoad(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			_, _ = io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 			resp.Body.Close()
 			if resp.StatusCode != 200 {
 				return fmt.Errorf("status %d", resp.StatusCode)
@@ -325,6 +328,7 @@ func TestBenchLoad(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			_, _ = io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusCreated {
 				return fmt.Errorf("status %d", resp.StatusCode)
