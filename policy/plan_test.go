@@ -426,13 +426,14 @@ func TestPlanInterruptible(t *testing.T) {
 func TestPlanHysteresis(t *testing.T) {
 	t.Parallel()
 	now := t0
-	// Hour 5 is the cleanest (100); hour 8 is 3% dirtier, hour 2 is 50% dirtier.
+	// Hour 5 is the cleanest (100); hour 8 is 0.05% dirtier (under the
+	// default hysteresis), hour 2 is 50% dirtier.
 	s := hourly("a", t0, func(i int) float64 {
 		switch i {
 		case 5:
 			return 100
 		case 8:
-			return 103
+			return 100.05
 		case 2:
 			return 150
 		}
@@ -467,7 +468,7 @@ func TestPlanHysteresis(t *testing.T) {
 			require.Equal(t, tc.kept, a.Kept)
 			if tc.kept {
 				require.Contains(t, a.Reason, "keep the current plan")
-				require.Contains(t, a.Reason, "a move would gain under 5.0%")
+				require.Contains(t, a.Reason, "a move would gain under 0.1%")
 			}
 		})
 	}

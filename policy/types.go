@@ -96,7 +96,11 @@ type Config struct {
 	// cost + price × tCO2e; otherwise least emissions, cost breaking ties.
 	CarbonPriceUSDPerTonne float64
 	// Hysteresis is the fractional gain a re-plan needs to move a job off
-	// its current plan. Default 0.05.
+	// its current plan. Default 0.001: plans follow each forecast update
+	// while equal-cost windows do not flap. A larger value kept most jobs on
+	// the plan made at submit and captured less of the oracle's savings in
+	// the back-test (0.769 against 0.781 of it on one region in 2023,
+	// 0.565 against 0.608 in the Let's Wait Awhile scenario II).
 	Hysteresis float64
 	// DefaultPowerW is the per-GPU draw for jobs that give none. Default 300.
 	DefaultPowerW float64
@@ -113,6 +117,9 @@ type Config struct {
 	Passes int
 }
 
+// DefaultHysteresis is Config.Hysteresis's default.
+const DefaultHysteresis = 0.001
+
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.Slot <= 0 {
@@ -122,7 +129,7 @@ func (c Config) WithDefaults() Config {
 		c.MinSegment = 4 * c.Slot
 	}
 	if c.Hysteresis <= 0 {
-		c.Hysteresis = 0.05
+		c.Hysteresis = DefaultHysteresis
 	}
 	if c.DefaultPowerW <= 0 {
 		c.DefaultPowerW = 300

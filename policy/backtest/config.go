@@ -53,8 +53,8 @@ type Config struct {
 	// each forecast. Default 28 days (the production forecaster looks back
 	// 15 days); negative: all of it.
 	HistoryWindow time.Duration
-	// Planner configures policy.Plan; zero fields take its defaults,
-	// except Hysteresis, which defaults to DefaultHysteresis.
+	// Planner configures policy.Plan; zero fields take its defaults, the
+	// server's.
 	Planner policy.Config
 	// Forecaster extends history into the future at each decision.
 	// Default forecast.Forecaster{}.
@@ -85,16 +85,6 @@ type Decision struct {
 	Fallback bool
 }
 
-// DefaultHysteresis is the back-test's planner hysteresis when
-// Config.Planner sets none: practically none, so a pending job follows each
-// re-plan's forecast to its planned start. The policy package's own default
-// (0.05) kept most jobs on the plan made at submit: on 2023 data it captured
-// 0.769 of the oracle's savings on one region and 0.565 in the Let's Wait
-// Awhile scenario II, against 0.781 and 0.608 with 0.001 (TestTuneBacktest;
-// five regions: 0.979 either way). The server should run with the same value
-// (planner.hysteresis) so that the back-test shows what it does.
-const DefaultHysteresis = 0.001
-
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
 	if c.NoiseSeed == 0 {
@@ -105,9 +95,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.HistoryWindow == 0 {
 		c.HistoryWindow = 28 * 24 * time.Hour
-	}
-	if c.Planner.Hysteresis == 0 {
-		c.Planner.Hysteresis = DefaultHysteresis
 	}
 	if c.Forecaster == nil {
 		c.Forecaster = forecast.Forecaster{}
