@@ -112,7 +112,19 @@ func TestServerSIGTERMFinishesRequests(t *testing.T) {
 	require.NoError(t, err)
 	defer conn.Close()
 	half := len(body) / 2
-	_, err = fmt.Fprintf(conn, "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", addr, len(body), body[:half])
+	// Expect: 100-continue makes the server say when its handler starts
+	// reading the body, so the signal below reaches a request that is
+	// surely in flight (not still in the listen backlog).
+	_, err = fmt.Fprintf(conn, "POST /v1/jobs HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", addr, len(body))
+	require.NoError(t, err)
+	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	require.NoError(t, err)
+	require.Contains(t, line, "100 Continue")
+	_, err = br.ReadString('\n') // the blank line ending the interim response
+	require.NoError(t, err)
+	_, err = io.WriteString(conn, body[:half])
 	require.NoError(t, err)
 
 	srv.Signal(syscall.SIGTERM)
@@ -127,7 +139,7 @@ func TestServerSIGTERMFinishesRequests(t *testing.T) {
 	_, err = io.WriteString(conn, body[half:])
 	require.NoError(t, err)
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	resp, err := http.ReadResponse(br, nil)
 	require.NoError(t, err)
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
