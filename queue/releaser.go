@@ -63,15 +63,16 @@ type ReleaserConfig struct {
 // never releases before the planned start; urgent plans go at once. Jobs
 // whose deadline passed before they could start are marked expired.
 type Releaser struct {
-	s       *Store
-	cfg     ReleaserConfig
-	log     *slog.Logger
-	client  Enqueuer
-	closer  func() error
-	wakeCh  chan struct{}
-	lag     prometheus.Histogram
-	rels    *prometheus.CounterVec
-	expired prometheus.Counter
+	s        *Store
+	cfg      ReleaserConfig
+	log      *slog.Logger
+	client   Enqueuer
+	closer   func() error
+	wakeCh   chan struct{}
+	lag      prometheus.Histogram
+	deferral *prometheus.HistogramVec
+	rels     *prometheus.CounterVec
+	expired  prometheus.Counter
 }
 
 // NewReleaser returns a release loop over s; it validates cfg.
@@ -132,6 +133,11 @@ func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
 		Name: "greenq_jobs_released_total",
 		Help: "Jobs released onto a region queue.",
 	}, []string{"region"})
+	r.deferral = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "greenq_deferral_seconds",
+		Help:    "Time from a job's submit to its release: how long greenq held it for a cleaner window.",
+		Buckets: []float64{1, 10, 60, 300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 7 * 24 * 3600},
+	}, []string{"region"})
 	r.expired = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "greenq_jobs_expired_total",
 		Help: "Jobs that could not start before their deadline.",
@@ -140,6 +146,7 @@ func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
 		r.lag = register(cfg.Registerer, r.lag)
 		r.rels = register(cfg.Registerer, r.rels)
 		r.expired = register(cfg.Registerer, r.expired)
+		r.deferral = register(cfg.Registerer, r.deferral)
 	}
 	return r, nil
 }
@@ -337,6 +344,7 @@ func (r *Releaser) releaseOne(ctx context.Context, id string, now time.Time) (bo
 	lag := at.Sub(released.Plan.Start)
 	r.lag.Observe(lag.Seconds())
 	r.rels.WithLabelValues(released.Plan.Region).Inc()
+	r.deferral.WithLabelValues(released.Plan.Region).Observe(max(at.Sub(released.SubmittedAt), 0).Seconds())
 	r.log.Info("released", "job", id, "region", released.Plan.Region, "task", taskID, "lag", lag, "urgent", released.Plan.Urgent)
 	if r.cfg.OnRelease != nil {
 		r.cfg.OnRelease(released, lag)

@@ -154,6 +154,11 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	insp := asynq.NewInspector(s.aopt)
+	defer insp.Close()
+	if err := s.Registry.Register(queue.NewCollector(store, insp)); err != nil {
+		return fmt.Errorf("register queue metrics: %w", err)
+	}
 	lease, err := queue.NewLease(s.rdb, queue.LeaseConfig{Logger: log})
 	if err != nil {
 		return err
