@@ -223,4 +223,8 @@ type Receipt struct {
 	GPUModel          string  `json:"gpu_model,omitempty"`
 	GPUUtilizationPct float64 `json:"gpu_utilization_pct,omitempty"`
 	GPUMemoryUsedMiB  float64 `json:"gpu_memory_used_mib,omitempty"`
+	// GPUUtilizationSamples counts the NVML utilisation samples behind
+	// GPUUtilizationPct; 0 means utilisation was not measured (as opposed
+	// to measured idle).
+	GPUUtilizationSamples int `json:"gpu_utilization_samples,omitempty"`
 }

@@ -42,6 +42,9 @@ type GPUReading struct {
 	// over GPUs for memory, averaged for utilisation); 0 when unknown.
 	UtilizationPct float64
 	MemoryUsedMiB  float64
+	// UtilizationSamples counts the utilisation samples over all GPUs; 0
+	// means utilisation is unknown, not idle.
+	UtilizationSamples int
 	// ReadErrors counts failed NVML reads during the run.
 	ReadErrors int
 }

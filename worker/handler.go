@@ -460,6 +460,7 @@ func (w *Worker) receipt(ctx context.Context, j *greenq.Job, res result) greenq.
 		FunctionalUnits:        res.units,
 		EnergySource:           res.gpu.Source, CPUEnergySource: res.cpu.Source,
 		GPUModel: res.gpu.Model, GPUUtilizationPct: res.gpu.UtilizationPct, GPUMemoryUsedMiB: res.gpu.MemoryUsedMiB,
+		GPUUtilizationSamples: res.gpu.UtilizationSamples,
 	})
 }
 

@@ -280,6 +280,7 @@ func (ms *nvmlMeasurement) reading(end time.Time) GPUReading {
 		if g.utilN > 0 {
 			utilSum += g.utilSum / float64(g.utilN)
 			utilN++
+			r.UtilizationSamples += g.utilN
 		}
 		if g.memN > 0 {
 			r.MemoryUsedMiB += g.memSum / float64(g.memN)

@@ -154,6 +154,9 @@ func TestNVMLMeter(t *testing.T) {
 				require.InDelta(t, tt.kwh, r.KWh, 1e-9)
 				require.Equal(t, tt.source, r.Source)
 				require.InDelta(t, tt.util, r.UtilizationPct, 1e-9)
+				if tt.util > 0 {
+					require.Positive(t, r.UtilizationSamples, "a measured utilisation says how many samples it rests on")
+				}
 				require.InDelta(t, tt.memMiB, r.MemoryUsedMiB, 1e-9)
 				require.Equal(t, tt.readErrs, r.ReadErrors > 0)
 				require.NoError(t, m.Close())

@@ -60,6 +60,8 @@ type ReceiptInput struct {
 	GPUModel          string
 	GPUUtilizationPct float64
 	GPUMemoryUsedMiB  float64
+	// GPUUtilizationSamples counts the samples behind GPUUtilizationPct.
+	GPUUtilizationSamples int
 }
 
 func (in ReceiptInput) pue(region string) float64 {
@@ -137,12 +139,13 @@ func seriesIntensity(s forecast.Series, from, to time.Time) (float64, string, bo
 // expected intensity, as does one the series does not cover.
 func ComputeReceipt(in ReceiptInput) greenq.Receipt {
 	r := greenq.Receipt{
-		EnergySource:      in.EnergySource,
-		CPUEnergySource:   in.CPUEnergySource,
-		GPUModel:          in.GPUModel,
-		GPUUtilizationPct: in.GPUUtilizationPct,
-		GPUMemoryUsedMiB:  in.GPUMemoryUsedMiB,
-		FunctionalUnit:    in.FunctionalUnit,
+		EnergySource:          in.EnergySource,
+		CPUEnergySource:       in.CPUEnergySource,
+		GPUModel:              in.GPUModel,
+		GPUUtilizationPct:     in.GPUUtilizationPct,
+		GPUMemoryUsedMiB:      in.GPUMemoryUsedMiB,
+		GPUUtilizationSamples: in.GPUUtilizationSamples,
+		FunctionalUnit:        in.FunctionalUnit,
 	}
 	if r.FunctionalUnit == "" {
 		r.FunctionalUnit = "job"

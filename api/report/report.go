@@ -365,7 +365,10 @@ func lineOf(j *greenq.Job, idleBelow float64) JobLine {
 	if rc.FunctionalUnit != "" {
 		l.FunctionalUnit = rc.FunctionalUnit
 	}
-	if rc.GPUUtilizationPct > 0 || rc.GPUMemoryUsedMiB > 0 {
+	// Sampled: the worker counted utilisation samples (a GPU idle all run
+	// reads 0 %), or, for receipts written before that count existed, any
+	// non-zero reading.
+	if rc.GPUUtilizationSamples > 0 || rc.GPUUtilizationPct > 0 || rc.GPUMemoryUsedMiB > 0 {
 		u := min(max(rc.GPUUtilizationPct, 0), 100)
 		l.UtilisationPct = &u
 		idle := 1 - u/100

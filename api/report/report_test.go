@@ -354,6 +354,22 @@ func TestIdleGPUsAreFlagged(t *testing.T) {
 	}
 }
 
+func TestIdleAllRunIsNotUnsampled(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
+	job := func(id string, samples int) *greenq.Job {
+		end := start.Add(time.Hour)
+		return &greenq.Job{ID: id, State: greenq.StateSucceeded, GPUs: 1, SubmittedAt: start,
+			Run: &greenq.Run{Region: "r", StartedAt: start, FinishedAt: &end},
+			Receipt: &greenq.Receipt{EnergyKWh: 0.1, GPUEnergyKWh: 0.1, EnergySource: "nvml", PUE: 1, Signal: "average",
+				IntensityGCO2PerKWh: 100, GCO2: 10, DurationS: 3600, GPUUtilizationSamples: samples}}
+	}
+	r := Build([]*greenq.Job{job("idle", 3600), job("unknown", 0)}, Options{})
+	require.Equal(t, []string{"idle"}, r.Utilisation.IdleJobs, "0 % over 3600 samples is an idle GPU")
+	require.Equal(t, 1, r.Utilisation.SampledJobs)
+	require.Equal(t, 1, r.Utilisation.UnsampledJobs, "no samples: utilisation unknown, not idle")
+}
+
 func TestRenderRejectsUnknownFormat(t *testing.T) {
 	t.Parallel()
 	err := Render(&bytes.Buffer{}, Report{}, "pdf")
