@@ -182,3 +182,22 @@ func TestChartLine(t *testing.T) {
 	require.Equal(t, "█▄▁▆", got[0])
 	require.Equal(t, "  ^", got[1], "the mark sits under the cleanest hour, where the job starts")
 }
+
+func TestSimulateMissingInputs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"simulate", "--workload", "w.csv"}, "carbon"},
+		{[]string{"simulate", "--carbon", dir}, "workload"},
+		{[]string{"simulate", "--carbon", dir + "/absent", "--workload", "w.csv"}, "carbon"},
+		{[]string{"simulate", "--carbon", dir, "--workload", dir + "/absent.csv"}, "workload"},
+		{[]string{"simulate", "--carbon", dir, "--workload", dir, "--forecast-noise", "2"}, "forecast-noise"},
+	} {
+		code, _, stderr := run(t, "http://127.0.0.1:1", tc.args...)
+		require.Equal(t, 2, code, "%v: %s", tc.args, stderr)
+		require.Contains(t, stderr, tc.field)
+	}
+}

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -41,6 +43,15 @@ each decision: history up to then and forecast vintages issued by then.
 			}
 			if cfg.WorkloadFile == "" {
 				return greenq.Invalid("workload", "is required: a CSV of jobs")
+			}
+			for _, in := range []struct{ flag, path string }{{"carbon", cfg.CarbonDir}, {"workload", cfg.WorkloadFile}, {"forecasts", cfg.ForecastsDir}} {
+				flag, path := in.flag, in.path
+				if path == "" {
+					continue
+				}
+				if _, err := os.Stat(path); err != nil {
+					return greenq.Invalid(flag, "cannot read %s: %v", path, errors.Unwrap(err))
+				}
 			}
 			var err error
 			if capacity != "" {

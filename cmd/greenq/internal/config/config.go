@@ -173,7 +173,7 @@ func Load(path string) (Config, error) {
 	if path != "" {
 		f, err := os.Open(path)
 		if err != nil {
-			return c, fmt.Errorf("open config: %w", err)
+			return c, greenq.Invalid("config", "cannot read %s: %v", path, errors.Unwrap(err))
 		}
 		defer f.Close()
 		if c, err = Parse(f); err != nil {

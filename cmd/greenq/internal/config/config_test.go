@@ -121,3 +121,12 @@ func TestTokensFromEnv(t *testing.T) {
 	require.ErrorAs(t, c.Validate(), &ge)
 	require.Equal(t, "tokens[0].sha256", ge.Field)
 }
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := Load(t.TempDir() + "/absent.yaml")
+	var ge *greenq.Error
+	require.ErrorAs(t, err, &ge)
+	require.Equal(t, "config", ge.Field)
+	require.Equal(t, 2, greenq.ExitCode(ge.Code))
+}
