@@ -204,7 +204,8 @@ func ParseCSV(r io.Reader) ([]forecast.Sample, error) {
 			return nil, fmt.Errorf("line %d: %v: %w", line, err, forecast.ErrBadPayload)
 		}
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(rec[0]))
-		if err != nil {
+		if err != nil || t.Year() < 1970 {
+			// Before 1970 is no carbon data, and the zero time means "none".
 			return nil, fmt.Errorf("line %d: time %q: %w", line, rec[0], forecast.ErrBadPayload)
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(rec[1]), 64)
