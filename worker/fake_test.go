@@ -21,6 +21,8 @@ type fakeStore struct {
 	finishes chan finishCall
 	subs     []chan string // CancelEvents subscribers
 	beats    chan queue.WorkerInfo
+	// skew is how far the server's clock is ahead of time.Now.
+	skew time.Duration
 }
 
 type finishCall struct {
@@ -37,6 +39,12 @@ func newFakeStore() *fakeStore {
 		finishes: make(chan finishCall, 16),
 		beats:    make(chan queue.WorkerInfo, 16),
 	}
+}
+
+func (s *fakeStore) ServerTime(context.Context) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.skew), nil
 }
 
 func (s *fakeStore) put(j *greenq.Job) {

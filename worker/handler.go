@@ -107,7 +107,7 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	w.metrics.busy.WithLabelValues(w.cfg.Region, w.cfg.ID).Set(float64(w.pool.busy()))
 
 	j, err = w.store.Start(ctx, id, greenq.Run{Region: w.cfg.Region, Worker: w.cfg.ID,
-		StartedAt: w.cfg.Now(), GPUIndices: gpus, Release: release})
+		StartedAt: w.clock.now(), GPUIndices: gpus, Release: release})
 	if err != nil {
 		if greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
 			// Cancelled or finished meanwhile: never run it.
@@ -211,7 +211,7 @@ func readUnits(path string) float64 {
 
 // execute runs the job's argv until it exits or is stopped.
 func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runningJob) (res result) {
-	now := w.cfg.Now()
+	now := w.clock.now()
 	res = result{start: now, end: now, exitCode: -1}
 	if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
 		res = w.notRun(fmt.Errorf("deadline %s passed before the job could start", j.Deadline.UTC().Format(time.RFC3339)))
@@ -269,11 +269,11 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	}
 	gm := w.meter.Start(gpus, fallbackW)
 	cm := w.cpu.Start()
-	res.start = w.cfg.Now()
+	res.start = w.clock.now()
 	if err := cmd.Start(); err != nil {
 		pw.Close()
 		pr.Close()
-		res.end = w.cfg.Now()
+		res.end = w.clock.now()
 		res.gpu, res.cpu = gm.Stop(), cm.Stop(0)
 		res.exitCode = 127
 		res.startErr = fmt.Errorf("start %s: %w", j.Command[0], err)
@@ -289,13 +289,13 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 
 	var deadline <-chan time.Time
 	if !j.Deadline.IsZero() {
-		t := time.NewTimer(j.Deadline.Sub(w.cfg.Now()))
+		t := time.NewTimer(j.Deadline.Sub(w.clock.now()))
 		defer t.Stop()
 		deadline = t.C
 	}
 	var segEnd <-chan time.Time
 	if end, ok := pauseAt(j, res.start); ok {
-		t := time.NewTimer(end.Sub(w.cfg.Now()))
+		t := time.NewTimer(end.Sub(w.clock.now()))
 		defer t.Stop()
 		segEnd = t.C
 	}
@@ -351,7 +351,7 @@ loop:
 	}
 	// The leader is gone; end whatever it left behind in its group.
 	_ = signalGroup(pid, sigKill)
-	res.end = w.cfg.Now()
+	res.end = w.clock.now()
 	select {
 	case <-copied:
 	case <-time.After(readerWait):
@@ -372,7 +372,7 @@ loop:
 
 // notRun is the result of a job that could not be started: no energy.
 func (w *Worker) notRun(err error) result {
-	now := w.cfg.Now()
+	now := w.clock.now()
 	return result{start: now, end: now, exitCode: -1, startErr: err,
 		gpu: GPUReading{Source: SourceEstimate, Model: w.meter.Model()},
 		cpu: CPUReading{Source: SourceEstimate}}

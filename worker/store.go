@@ -29,4 +29,7 @@ type Store interface {
 	Series(ctx context.Context, region string) (forecast.Series, error)
 	// Get returns a job; tenant "" matches any tenant.
 	Get(ctx context.Context, tenant, id string) (*greenq.Job, error)
+	// ServerTime returns the Redis server's clock, which the worker
+	// corrects its own to.
+	ServerTime(ctx context.Context) (time.Time, error)
 }

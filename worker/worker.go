@@ -28,6 +28,7 @@ type Worker struct {
 	cpu     *CPUMeter
 	metrics *metrics
 	runAs   *runAs
+	clock   *skewClock
 
 	mu      sync.Mutex
 	running map[string]*runningJob
@@ -84,6 +85,7 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 			SampleInterval: cfg.SampleInterval, Now: cfg.Now},
 		metrics:  m,
 		runAs:    runAs,
+		clock:    &skewClock{base: cfg.Now},
 		running:  map[string]*runningJob{},
 		draining: make(chan struct{}),
 		abandon:  make(chan struct{}),
@@ -107,6 +109,9 @@ func (w *Worker) Close() error { return w.meter.Close() }
 func (w *Worker) Run(ctx context.Context) error {
 	if w.redis == nil {
 		return errors.New("run worker: no redis connection")
+	}
+	if err := w.syncClock(ctx, true); err != nil {
+		return fmt.Errorf("run worker: %w", err)
 	}
 	srv := asynq.NewServer(w.redis, asynq.Config{
 		Concurrency: w.cfg.Concurrency,
@@ -168,8 +173,9 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 }
 
 func (w *Worker) heartbeat(ctx context.Context) {
+	_ = w.syncClock(ctx, false)
 	info := queue.WorkerInfo{ID: w.cfg.ID, Region: w.cfg.Region, GPUs: w.cfg.GPUs,
-		Busy: w.pool.busy(), GPUModel: w.meter.Model(), SeenAt: w.cfg.Now()}
+		Busy: w.pool.busy(), GPUModel: w.meter.Model(), SeenAt: w.clock.now()}
 	if err := w.store.Heartbeat(ctx, info, 3*w.cfg.HeartbeatInterval); err != nil && ctx.Err() == nil {
 		w.log.Warn("heartbeat", "err", err)
 	}
