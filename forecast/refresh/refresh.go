@@ -89,7 +89,8 @@ type Config struct {
 	// HistoryWindow is how much past signal is kept per region for the own
 	// forecaster. Default 15 days (it averages the last 14).
 	HistoryWindow time.Duration
-	// Timeout bounds one fetch. Default 30s.
+	// Timeout bounds one fetch; a provider still silent then is treated as
+	// down (reason "timeout") even if it ignores its context. Default 30s.
 	Timeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait after a provider failure,
 	// doubling per consecutive failure, with jitter. Defaults 1m and 1h.
@@ -304,9 +305,7 @@ func (r *Refresher) RefreshRegion(ctx context.Context, region string) (forecast.
 }
 
 func (r *Refresher) fetch(ctx context.Context, st *regionState, ps *providerState, now time.Time) forecast.Series {
-	fctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
-	s, err := r.cfg.Providers[st.Provider].Fetch(fctx, st.Zone, now.Add(-r.cfg.Lookback), now.Add(r.cfg.Horizon))
-	cancel()
+	s, err := r.fetchWithin(ctx, st, now)
 	reason := ""
 	switch {
 	case err != nil:
@@ -349,6 +348,37 @@ func (r *Refresher) fetch(ctx context.Context, st *regionState, ps *providerStat
 	r.setMode(st, "ok", "")
 	r.age.WithLabelValues(st.Name).Set(ageSeconds(s, now))
 	return r.extend(st, s, now)
+}
+
+// fetchWithin asks st's provider for its series and waits at most Timeout
+// for the answer. A provider that ignores its context's deadline is left
+// to finish on its own, its late answer dropped, so that one hung provider
+// cannot hold up the fallback (nor, as cron skips a provider's run while
+// the last one is still going, every later refresh of its regions).
+func (r *Refresher) fetchWithin(ctx context.Context, st *regionState, now time.Time) (forecast.Series, error) {
+	type answer struct {
+		s   forecast.Series
+		err error
+	}
+	fctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	got := make(chan answer, 1) // the late answer of an abandoned fetch must not block
+	p := r.cfg.Providers[st.Provider]
+	go func() {
+		s, err := p.Fetch(fctx, st.Zone, now.Add(-r.cfg.Lookback), now.Add(r.cfg.Horizon))
+		got <- answer{s, err}
+	}()
+	select {
+	case a := <-got:
+		return a.s, a.err
+	case <-fctx.Done():
+		select {
+		case a := <-got: // answered just in time
+			return a.s, a.err
+		default:
+		}
+		return forecast.Series{}, fmt.Errorf("fetch %s from %s: no answer within %s: %w", st.Zone, st.Provider, r.cfg.Timeout, fctx.Err())
+	}
 }
 
 // stale reports whether the last good series can no longer serve.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -18,11 +19,14 @@ import (
 	"github.com/greenq/greenq/forecast/refresh"
 )
 
-// fakeProvider answers with fetch; calls counts fetches.
+// fakeProvider answers with fetch, after delay when set (giving up when
+// its context ends, unless deaf); calls counts fetches.
 type fakeProvider struct {
 	mu    sync.Mutex
 	calls int
 	fetch func(now time.Time) (forecast.Series, error)
+	delay time.Duration
+	deaf  bool // ignores its context's deadline
 }
 
 var _ forecast.Provider = (*fakeProvider)(nil)
@@ -30,9 +34,27 @@ var _ forecast.Provider = (*fakeProvider)(nil)
 func (f *fakeProvider) Fetch(ctx context.Context, zone string, from, to time.Time) (forecast.Series, error) {
 	f.mu.Lock()
 	f.calls++
-	fn := f.fetch
+	fn, delay, deaf := f.fetch, f.delay, f.deaf
 	f.mu.Unlock()
+	if delay > 0 {
+		if deaf {
+			time.Sleep(delay)
+		} else {
+			select {
+			case <-ctx.Done():
+				return forecast.Series{}, fmt.Errorf("fetch %s: %w", zone, ctx.Err())
+			case <-time.After(delay):
+			}
+		}
+	}
 	return fn(time.Now())
+}
+
+// slow makes every later fetch answer after delay.
+func (f *fakeProvider) slow(delay time.Duration, deaf bool) {
+	f.mu.Lock()
+	f.delay, f.deaf = delay, deaf
+	f.mu.Unlock()
 }
 
 func (f *fakeProvider) set(fn func(time.Time) (forecast.Series, error)) {
@@ -349,4 +371,113 @@ func TestNewValidates(t *testing.T) {
 	}
 	_, err := refresh.New(base())
 	require.NoError(t, err)
+}
+
+// TestSlowProvider: a provider that answers only after the refresh timeout
+// (30 s), whether it honours its context or not, counts as down after
+// exactly the timeout: the region falls back to the last good series at
+// once, instead of waiting for the answer, and its late answer is dropped.
+func TestSlowProvider(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		deaf bool
+	}{
+		{"honours-context", false},
+		{"ignores-context", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				b := start(t, good(100), func(c *refresh.Config) {
+					c.Schedules = map[string]string{"fake": "@every 15m"}
+					c.Timeout = 30 * time.Second
+				})
+				defer b.stop(t)
+				require.Equal(t, "fake", b.store.get("eu").Source)
+				b.prov.slow(2*time.Minute, tc.deaf)
+
+				time.Sleep(15*time.Minute + 29*time.Second)
+				synctest.Wait()
+				require.Equal(t, 2, b.prov.count(), "the scheduled fetch is under way")
+				require.Equal(t, "fake", b.store.get("eu").Source, "the last series serves while the fetch is under way")
+
+				time.Sleep(2 * time.Second) // past the timeout
+				synctest.Wait()
+				s := b.store.get("eu")
+				require.Equal(t, "fake:last-good", s.Source)
+				require.NoError(t, s.Validate())
+				require.Equal(t, 1.0, b.fallbacks("timeout"))
+
+				// The late answer (good data, at 17 min) must not land.
+				time.Sleep(2 * time.Minute)
+				synctest.Wait()
+				require.Equal(t, "fake:last-good", b.store.get("eu").Source)
+
+				// A provider fast again recovers on the next schedule after
+				// its back-off.
+				b.prov.slow(0, false)
+				time.Sleep(30 * time.Minute)
+				synctest.Wait()
+				require.Equal(t, "fake", b.store.get("eu").Source)
+			})
+		})
+	}
+}
+
+// TestGarbageAfterGoodAnswers: a provider that answered well twice starts
+// returning garbage (a payload its parser rejects, or a series that fails
+// Validate): the region serves the last good answer, the second, marked
+// last-good, then greenq's own forecaster once that is stale; each
+// garbage answer counts as a "garbage" fallback, logged once.
+func TestGarbageAfterGoodAnswers(t *testing.T) {
+	t.Parallel()
+	nan := func(now time.Time) (forecast.Series, error) {
+		s, _ := good(300)(now)
+		s.Points[30].GCO2PerKWh = math.NaN()
+		return s, nil
+	}
+	for _, tc := range []struct {
+		name    string
+		garbage func(time.Time) (forecast.Series, error)
+	}{
+		{"unparsable", fail(fmt.Errorf("decode: %w", forecast.ErrBadPayload))},
+		{"invalid-series", nan},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				b := start(t, good(100), func(c *refresh.Config) { c.Schedules = map[string]string{"fake": "@every 15m"} })
+				defer b.stop(t)
+				b.prov.set(good(200))
+				time.Sleep(15 * time.Minute)
+				synctest.Wait()
+				second := b.store.get("eu")
+				require.Equal(t, "fake", second.Source)
+
+				b.prov.set(tc.garbage)
+				time.Sleep(15 * time.Minute)
+				synctest.Wait()
+				s := b.store.get("eu")
+				require.Equal(t, "fake:last-good", s.Source)
+				require.NoError(t, s.Validate())
+				now := time.Now()
+				p, ok := s.At(now)
+				require.True(t, ok)
+				want, _ := second.At(now)
+				require.Equal(t, want.GCO2PerKWh, p.GCO2PerKWh, "the second good answer serves")
+				require.Equal(t, 1.0, b.fallbacks("garbage"))
+
+				time.Sleep(7 * time.Hour) // past StaleAfter
+				synctest.Wait()
+				s = b.store.get("eu")
+				require.Equal(t, "greenq-forecaster (fake down)", s.Source)
+				require.NoError(t, s.Validate())
+				_, ok = s.At(time.Now().Add(24 * time.Hour))
+				require.True(t, ok, "the forecaster covers the horizon")
+				require.Greater(t, b.fallbacks("garbage"), 1.0)
+				require.Equal(t, 2, b.logs.count(), "one warning per change of state")
+			})
+		})
+	}
 }

@@ -3,7 +3,10 @@
 // redis-sentinel and Redis Cluster processes on free loopback ports in
 // temporary directories, run `greenq server` and `greenq worker` processes
 // against them, and drive them through the HTTP API and the CLI, as an
-// operator and a user would.
+// operator and a user would. Where a fault needs a knob the binary does not
+// offer (a worker's clock, the forecast refresh's timeout and TTL), a test
+// builds the same components in its own process against a real
+// redis-server instead (inproc_test.go).
 //
 // The carbon series are real history (testdata/, see its README) whose
 // timestamps the tests rewrite onto test-relative times, so the best region

@@ -120,8 +120,9 @@ func (p *inproc) topology() topology { return topology{Redis: p.r.URL()} }
 // clock, when the worker started each job.
 type clockStore struct {
 	*queue.Store
-	mu      sync.Mutex
-	started map[string]time.Time
+	mu       sync.Mutex
+	started  map[string]time.Time
+	finished map[string]time.Time
 }
 
 func (c *clockStore) Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error) {
@@ -129,6 +130,21 @@ func (c *clockStore) Start(ctx context.Context, id string, run greenq.Run) (*gre
 	c.started[id] = time.Now()
 	c.mu.Unlock()
 	return c.Store.Start(ctx, id, run)
+}
+
+func (c *clockStore) Finish(ctx context.Context, id string, f queue.FinishRequest) (*greenq.Job, error) {
+	c.mu.Lock()
+	c.finished[id] = time.Now()
+	c.mu.Unlock()
+	return c.Store.Finish(ctx, id, f)
+}
+
+// finishedAt says when the worker reported job id's end (real clock).
+func (c *clockStore) finishedAt(id string) (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.finished[id]
+	return at, ok
 }
 
 // startedAt says when the worker started job id (real clock).
@@ -155,7 +171,7 @@ func (p *inproc) startWorker(id, region string, skew time.Duration) *skewedWorke
 	now := func() time.Time { return time.Now().Add(skew) }
 	st, err := queue.NewStore(p.rdb, queue.Config{Regions: p.regions, Now: now, Logger: testLogger(p.t)})
 	require.NoError(p.t, err)
-	cs := &clockStore{Store: st, started: map[string]time.Time{}}
+	cs := &clockStore{Store: st, started: map[string]time.Time{}, finished: map[string]time.Time{}}
 	w, err := worker.New(worker.Config{Region: region, ID: id, GPUs: 1, Grace: 2 * time.Second, Now: now,
 		HeartbeatInterval: 200 * time.Millisecond, CancelPollInterval: time.Second,
 		CheckpointRoot: p.t.TempDir(), SampleInterval: 200 * time.Millisecond, Logger: testLogger(p.t)}, cs, p.asynqOpt())
