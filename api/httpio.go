@@ -28,6 +28,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v) // the client may have gone; nothing to do then
 }
 
+// writeRaw answers with body, one JSON value encoded as writeJSON would
+// (without its trailing newline, which writeRaw adds).
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+	_, _ = w.Write([]byte{'\n'})
+}
+
 // writeError maps err through greenq's code table. Internal errors are
 // logged and shown without detail.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {

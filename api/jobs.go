@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -36,16 +37,20 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 		return err
 	}
 	if b.Jobs == nil {
-		jobs, err := s.store.Submit(r.Context(), p.tenant, b.SubmitRequest)
+		jobs, raw, err := s.submitOne(r, p.tenant, b.SubmitRequest)
 		if err != nil {
 			return fmt.Errorf("submit job: %w", err)
 		}
 		if len(jobs) == 1 && b.Trials <= 1 {
 			w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(jobs[0].ID))
+			if raw != nil {
+				writeRaw(w, http.StatusCreated, raw[0])
+				return nil
+			}
 			writeJSON(w, http.StatusCreated, jobs[0])
 			return nil
 		}
-		writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(jobs)})
+		writeJobList(w, jobs, raw)
 		return nil
 	}
 	if !reflect.DeepEqual(b.SubmitRequest, greenq.SubmitRequest{}) {
@@ -54,16 +59,68 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 	if err := s.validateBatch(r, b.Jobs); err != nil {
 		return err
 	}
-	var all []*greenq.Job
+	var (
+		all    []*greenq.Job
+		allRaw [][]byte
+		hasRaw = true
+	)
 	for i, req := range b.Jobs {
-		jobs, err := s.store.Submit(r.Context(), p.tenant, req)
+		jobs, raw, err := s.submitOne(r, p.tenant, req)
 		if err != nil {
 			return fmt.Errorf("submit job %d of %d: %w", i+1, len(b.Jobs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
 		}
 		all = append(all, jobs...)
+		allRaw = append(allRaw, raw...)
+		hasRaw = hasRaw && raw != nil
 	}
-	writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(all)})
+	if !hasRaw {
+		allRaw = nil
+	}
+	writeJobList(w, all, allRaw)
 	return nil
+}
+
+// jsonSubmitter is a store that hands back the JSON of the jobs it stored
+// (*queue.Store does), so the answer is not encoded a second time.
+type jsonSubmitter interface {
+	SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error)
+}
+
+// submitOne stores one request's jobs and returns their JSON when the
+// store has it (nil otherwise).
+func (s *Server) submitOne(r *http.Request, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error) {
+	if js, ok := s.store.(jsonSubmitter); ok {
+		jobs, raw, err := js.SubmitJSON(r.Context(), tenant, req)
+		if len(raw) != len(jobs) {
+			raw = nil
+		}
+		return jobs, raw, err
+	}
+	jobs, err := s.store.Submit(r.Context(), tenant, req)
+	return jobs, nil, err
+}
+
+// writeJobList answers 201 with JobList{Jobs: jobs}, from raw (each job's
+// JSON, as writeJSON would encode it) when given.
+func writeJobList(w http.ResponseWriter, jobs []*greenq.Job, raw [][]byte) {
+	if raw == nil || len(raw) != len(jobs) {
+		writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(jobs)})
+		return
+	}
+	n := len(`{"jobs":[]}`) + len(raw)
+	for _, b := range raw {
+		n += len(b)
+	}
+	out := make([]byte, 0, n+1)
+	out = append(out, `{"jobs":[`...)
+	for i, b := range raw {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, b...)
+	}
+	out = append(out, "]}"...)
+	writeRaw(w, http.StatusCreated, out)
 }
 
 // validateBatch checks every request before any is stored, so a bad one

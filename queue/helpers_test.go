@@ -74,7 +74,7 @@ type bundle struct {
 	regions []string
 }
 
-func setup(t *testing.T, mod ...func(*Config)) *bundle {
+func setup(t testing.TB, mod ...func(*Config)) *bundle {
 	t.Helper()
 	rdb := redistest.Client(t)
 	b := &bundle{rdb: rdb, clk: newClock(t0), prefix: redistest.Unique("qt"),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/greenq/greenq"
 	"github.com/redis/go-redis/v9"
@@ -217,4 +218,86 @@ func (s *Store) AppendLog(ctx context.Context, id string, p []byte) error {
 		return redisErr("append log", err)
 	}
 	return nil
+}
+
+// jobCache keeps decoded job records by version between planner rounds, so
+// a round re-reads only the jobs that changed since the last one.
+type jobCache struct {
+	mu   sync.Mutex
+	jobs map[string]cachedJob
+}
+
+type cachedJob struct {
+	ver string
+	rel int
+	job *greenq.Job
+}
+
+// pendingCached is Pending through c: it reads the versions of the pending
+// and planned jobs (a few bytes each) and decodes only the records whose
+// version is not the one c holds. The jobs it returns are shared with c
+// and must not be modified.
+func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var pend, plan *redis.StringSliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		pend = p.ZRange(ctx, s.k.state(greenq.StatePending), 0, -1)
+		plan = p.ZRange(ctx, s.k.state(greenq.StatePlanned), 0, -1)
+		return nil
+	})
+	if err != nil {
+		return nil, redisErr("pending jobs: read state index", err)
+	}
+	idList := append(pend.Val(), plan.Val()...)
+	slices.Sort(idList)
+	idList = slices.Compact(idList)
+	next := make(map[string]cachedJob, len(idList))
+	out := make([]*greenq.Job, 0, len(idList))
+	for len(idList) > 0 {
+		n := min(len(idList), 1000)
+		chunk := idList[:n]
+		idList = idList[n:]
+		cmds := make([]*redis.SliceCmd, len(chunk))
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.HMGet(ctx, s.k.job(id), "v", "state", "resv")
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, redisErr("pending jobs", err)
+		}
+		var stale []string
+		for i, cmd := range cmds {
+			v := cmd.Val()
+			ver, _ := v[0].(string)
+			st, _ := v[1].(string)
+			resv, _ := v[2].(string)
+			if ver == "" || (st != string(greenq.StatePending) && st != string(greenq.StatePlanned)) || resv == "1" {
+				continue
+			}
+			if e, ok := c.jobs[chunk[i]]; ok && e.ver == ver {
+				next[chunk[i]] = e
+				continue
+			}
+			stale = append(stale, chunk[i])
+		}
+		rows, err := s.loadMany(ctx, stale)
+		if err != nil {
+			return nil, fmt.Errorf("pending jobs: %w", err)
+		}
+		for _, r := range rows {
+			if (r.job.State == greenq.StatePending || r.job.State == greenq.StatePlanned) && !r.resv {
+				next[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
+			}
+		}
+		for _, id := range chunk {
+			if e, ok := next[id]; ok {
+				out = append(out, e.job)
+			}
+		}
+	}
+	c.jobs = next
+	return out, nil
 }

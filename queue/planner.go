@@ -40,6 +40,7 @@ type Planner struct {
 	sched   cron.Schedule
 	log     *slog.Logger
 	trigger chan struct{}
+	cache   jobCache // decoded jobs kept between rounds
 }
 
 // NewPlanner returns a planner over s; it validates cfg (a bad Replan spec
@@ -138,7 +139,7 @@ func (p *Planner) Run(ctx context.Context) error {
 // PlanOnce runs one planning round and stores the plans that changed.
 func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 	now := p.cfg.Now()
-	jobs, err := p.s.Pending(ctx)
+	jobs, err := p.s.pendingCached(ctx, &p.cache)
 	if err != nil {
 		return policy.Result{}, fmt.Errorf("plan: %w", err)
 	}
@@ -157,19 +158,24 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 		}
 	}
 	plans := make(map[string]greenq.Plan, len(res.Assignments))
-	for _, a := range res.Assignments {
+	for i, a := range res.Assignments {
 		if a.Region == "" {
 			p.log.Warn("job has no region to run in", "job", a.JobID, "reason", a.Reason)
 			continue
 		}
 		pl := toPlan(a, now)
+		if j := jobs[i]; j.ID == a.JobID && j.State == greenq.StatePlanned && samePlan(j.Plan, &pl) {
+			// SetPlans would read the job only to skip it: a round where
+			// nothing moved writes, and reads back, nothing.
+			continue
+		}
 		if src, ok := fallback[a.Region]; ok {
 			// Say when the plan rests on a fallback signal, not the provider's.
 			pl.Reason += fmt.Sprintf(" (signal for %s: %s)", a.Region, src)
 		}
 		plans[a.JobID] = pl
 	}
-	n, err := p.s.SetPlans(ctx, plans)
+	n, err := p.s.setPlans(ctx, plans, &p.cache)
 	if err != nil {
 		return res, fmt.Errorf("plan: %w", err)
 	}

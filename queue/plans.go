@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/greenq/greenq"
@@ -16,72 +17,134 @@ import (
 // meanwhile is skipped, as is one whose plan is unchanged (same region and
 // windows). It returns how many jobs changed. Under a leader's fencing
 // token (WithFence) a superseded token stops it with ErrFenced.
+//
+// Plans are written earliest start first, a few hundred per round trip,
+// and the release loop is woken after each such batch, so a job due now is
+// released without waiting for the rest of a large round to be written.
 func (s *Store) SetPlans(ctx context.Context, plans map[string]greenq.Plan) (int, error) {
+	return s.setPlans(ctx, plans, nil)
+}
+
+// setPlans is SetPlans starting from the records c holds (a planner's
+// cache, read this round) instead of reading them again; each write is
+// still a compare-and-set against the cached version. The jobs it writes
+// go back into c at their new version, so the next round need not read
+// them either.
+func (s *Store) setPlans(ctx context.Context, plans map[string]greenq.Plan, c *jobCache) (int, error) {
+	if c != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
 	idList := make([]string, 0, len(plans))
 	for id := range plans {
 		if validID(id) {
 			idList = append(idList, id)
 		}
 	}
-	slices.Sort(idList)
+	slices.SortFunc(idList, func(a, b string) int {
+		pa, pb := plans[a], plans[b]
+		if pa.Urgent != pb.Urgent {
+			if pa.Urgent {
+				return -1
+			}
+			return 1
+		}
+		if c := pa.Start.Compare(pb.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
 	now := s.now().UTC()
-	applied := false
-	apply := func(r *row) error {
-		applied = false
+	apply := func(r *row) (bool, error) {
 		j := r.job
 		if (j.State != greenq.StatePending && j.State != greenq.StatePlanned) || r.resv {
-			return errNoChange
+			return false, nil
 		}
 		p := plans[j.ID]
 		if j.State == greenq.StatePlanned && samePlan(j.Plan, &p) {
-			return errNoChange
+			return false, nil
 		}
 		if err := transition(j, greenq.StatePlanned); err != nil {
-			return err
+			return false, err
 		}
 		p.Start, p.End, p.PlannedAt = p.Start.UTC(), p.End.UTC(), p.PlannedAt.UTC()
 		if p.PlannedAt.IsZero() {
 			p.PlannedAt = now
 		}
 		j.Plan, j.State, j.UpdatedAt = &p, greenq.StatePlanned, now
-		applied = true
-		return nil
+		return true, nil
+	}
+	retry := func(id string) (bool, error) {
+		applied := false
+		_, err := s.update(ctx, id, func(r *row) error {
+			ok, err := apply(r)
+			applied = ok
+			if err == nil && !ok {
+				return errNoChange
+			}
+			return err
+		})
+		return applied, err
 	}
 	changed := 0
-	defer func() {
-		if changed > 0 {
-			s.wake(ctx, wakeRelease)
-		}
-	}()
 	for len(idList) > 0 {
 		n := min(len(idList), 500)
-		rows, err := s.loadMany(ctx, idList[:n])
+		var rows []*row
+		missing := idList[:n]
+		if c != nil {
+			missing = nil
+			for _, id := range idList[:n] {
+				e, ok := c.jobs[id]
+				if !ok {
+					missing = append(missing, id)
+					continue
+				}
+				j := *e.job // the cached job is shared: change a copy
+				rows = append(rows, &row{job: &j, ver: e.ver, rel: e.rel})
+			}
+		}
+		loaded, err := s.loadMany(ctx, missing)
 		if err != nil {
 			return changed, fmt.Errorf("set plans: %w", err)
 		}
+		rows = append(rows, loaded...)
 		idList = idList[n:]
+		todo, olds := rows[:0], make([]greenq.State, 0, len(rows))
 		for _, r := range rows {
 			old := r.job.State
-			if err := apply(r); err != nil {
-				if errors.Is(err, errNoChange) {
-					continue
-				}
+			ok, err := apply(r)
+			if err != nil {
 				return changed, fmt.Errorf("set plans: %w", err)
 			}
-			ok, err := s.write(ctx, r.job.ID, r, old)
+			if ok {
+				todo, olds = append(todo, r), append(olds, old)
+			}
+		}
+		oks, errs := s.writeMany(ctx, todo, olds)
+		before := changed
+		for i, r := range todo {
+			ok, err := oks[i], errs[i]
 			if err == nil && !ok {
 				// Changed since it was read: redo from a fresh read.
-				_, err = s.update(ctx, r.job.ID, apply)
-				ok = err == nil && applied
+				ok, err = retry(r.job.ID)
 			}
 			switch {
 			case errors.Is(err, greenq.ErrNotFound):
 				continue
 			case err != nil:
+				if changed > 0 {
+					s.wake(ctx, wakeRelease)
+				}
 				return changed, fmt.Errorf("set plans: %w", err)
 			case ok:
 				changed++
+				if c != nil && oks[i] {
+					c.jobs[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
+				}
 			}
+		}
+		if changed > before {
+			s.wake(ctx, wakeRelease)
 		}
 	}
 	return changed, nil
@@ -241,4 +304,149 @@ func (s *Store) nextAt(ctx context.Context, zset string) (time.Time, bool, error
 		return time.Time{}, false, nil
 	}
 	return fromMilli(int64(z[0].Score)), true, nil
+}
+
+// reserveManyScript is reserve for many jobs at once, deciding from the
+// fields and schedules writeScript keeps in step with each record: state,
+// resv, the release score (ceilMilli of the planned start, 0 when urgent)
+// and the deadline score. ARGV[1] is now in whole Unix milliseconds, so a
+// score at or below it means a start (or deadline) at or before now.
+//
+// KEYS: fence, release, deadline, then one job key per id.
+// ARGV: now ms, fencing token (empty = none), then the ids.
+// Returns -1 when fenced, else per job {code, json, version, rel}: code 1
+// reserved (now or by an earlier call), 0 not due, -2 not releasable (taken
+// off the release schedule), -3 past its deadline unreserved.
+var reserveManyScript = redis.NewScript(`
+if ARGV[2] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 3, #ARGV do
+  local id, key = ARGV[i], KEYS[i + 1]
+  local h = redis.call('HMGET', key, 'state', 'resv', 'v', 'rel', 'json')
+  local sc = redis.call('ZSCORE', KEYS[2], id)
+  if h[1] ~= 'planned' then
+    redis.call('ZREM', KEYS[2], id)
+    out[#out + 1] = {-2}
+  elseif not sc or tonumber(sc) > now then
+    out[#out + 1] = {0}
+  elseif h[2] == '1' then
+    out[#out + 1] = {1, h[5], h[3], h[4]}
+  else
+    local dl = redis.call('ZSCORE', KEYS[3], id)
+    if dl and tonumber(dl) <= now then
+      out[#out + 1] = {-3}
+    else
+      local v, rel = tostring(tonumber(h[3]) + 1), tostring(tonumber(h[4]) + 1)
+      redis.call('HSET', key, 'v', v, 'rel', rel, 'resv', '1')
+      out[#out + 1] = {1, h[5], v, rel}
+    end
+  end
+end
+return out
+`)
+
+// reservation is reserveMany's answer for one job: row is set when the job
+// is reserved for release row.rel; else err says why not (errNotDue,
+// errSkip, errPastDeadline).
+type reservation struct {
+	id  string
+	row *row
+	err error
+}
+
+// reserveMany is reserve for ids in one round trip, at now truncated to
+// the millisecond (the resolution of the schedules it decides from; the
+// truncation can only make a release later, never earlier).
+func (s *Store) reserveMany(ctx context.Context, ids []string, now time.Time) ([]reservation, error) {
+	keys := make([]string, 0, len(ids)+3)
+	keys = append(keys, s.k.fence(), s.k.release(), s.k.deadline())
+	args := make([]any, 0, len(ids)+2)
+	args = append(args, now.UnixMilli(), fenceArg(ctx))
+	for _, id := range ids {
+		keys = append(keys, s.k.job(id))
+		args = append(args, id)
+	}
+	res, err := reserveManyScript.Run(ctx, s.rdb, keys, args...).Result()
+	if err != nil {
+		return nil, redisErr("reserve jobs", err)
+	}
+	list, ok := res.([]any)
+	if !ok {
+		if n, _ := res.(int64); n == -1 {
+			return nil, fmt.Errorf("reserve jobs: %w", ErrFenced)
+		}
+		return nil, fmt.Errorf("reserve jobs: unexpected answer %v", res)
+	}
+	if len(list) != len(ids) {
+		return nil, fmt.Errorf("reserve jobs: %d answers for %d jobs", len(list), len(ids))
+	}
+	out := make([]reservation, len(ids))
+	for i, v := range list {
+		out[i].id = ids[i]
+		f, _ := v.([]any)
+		code := int64(-2)
+		if len(f) > 0 {
+			code, _ = f[0].(int64)
+		}
+		switch code {
+		case 0:
+			out[i].err = errNotDue
+		case -3:
+			out[i].err = errPastDeadline
+		case 1:
+			if len(f) < 4 {
+				return nil, fmt.Errorf("reserve jobs: short answer for job %s", ids[i])
+			}
+			js, _ := f[1].(string)
+			ver, _ := f[2].(string)
+			rel, _ := f[3].(string)
+			r, err := decodeRow(ids[i], []any{js, ver, rel, "1"})
+			if err != nil {
+				return nil, err
+			}
+			out[i].row = r
+		default:
+			out[i].err = errSkip
+		}
+	}
+	return out, nil
+}
+
+// markManyReleased is markReleased for many reserved rows in one pipeline.
+// Per row it returns the released job, or nil when the job left planned or
+// its reservation meanwhile (as markReleased's false), or an error.
+func (s *Store) markManyReleased(ctx context.Context, rows []*row) ([]*greenq.Job, []error) {
+	out := make([]*greenq.Job, len(rows))
+	if len(rows) == 0 {
+		return out, nil
+	}
+	now := s.now().UTC()
+	next := make([]*row, len(rows))
+	olds := make([]greenq.State, len(rows))
+	for i, r := range rows {
+		j := *r.job
+		j.State, j.UpdatedAt = greenq.StateReleased, now
+		next[i] = &row{job: &j, ver: r.ver, rel: r.rel}
+		olds[i] = greenq.StatePlanned
+	}
+	oks, errs := s.writeMany(ctx, next, olds)
+	for i, r := range rows {
+		switch {
+		case errors.Is(errs[i], greenq.ErrNotFound):
+			errs[i] = nil
+		case errs[i] != nil:
+			errs[i] = fmt.Errorf("mark released: %w", errs[i])
+		case oks[i]:
+			out[i] = next[i].job
+		default:
+			// Changed since it was reserved: decide from a fresh read.
+			j, ok, err := s.markReleased(ctx, r, r.rel)
+			if ok {
+				out[i] = j
+			}
+			errs[i] = err
+		}
+	}
+	return out, errs
 }

@@ -109,15 +109,80 @@ func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Dura
 	return out, nil
 }
 
+// planBatcher folds the provisional plans of concurrent submissions into
+// one policy.Plan call. Without capacity limits the policy plans every job
+// on its own, so a batch gives each job the plan it would get alone (at
+// the batch's now, at most a few milliseconds later than its own), while
+// the series grid and the planner's scratch space are built once per batch
+// instead of once per submission.
+type planBatcher struct {
+	mu      sync.Mutex
+	running bool        // a batch is being planned
+	queue   []*planWait // submissions waiting for the next batch
+}
+
+// planWait is one submission's jobs waiting in planBatcher.
+type planWait struct {
+	now  time.Time
+	jobs []*greenq.Job
+	// lead receives true when this submission is to plan the next batch,
+	// false when another's batch planned its jobs.
+	lead chan bool
+}
+
 // provisionalPlans gives freshly submitted jobs a plan at once, so a
 // client sees where and when its job is expected to run right after
 // submitting. It is the production planner over cached series without
 // capacity; the job stays pending, is not scheduled for release, and the
 // leader's next round (which the submit triggers) replaces the plan with a
 // capacity-aware one. A failure only leaves the jobs without a plan.
+//
+// Submissions arriving while a batch is being planned wait and go into the
+// next batch together, which the first of them plans (planBatcher).
 func (s *Store) provisionalPlans(ctx context.Context, now time.Time, jobs []*greenq.Job) {
-	if len(s.regions) == 0 {
+	if len(s.regions) == 0 || len(jobs) == 0 {
 		return
+	}
+	b := &s.batcher
+	w := &planWait{now: now, jobs: jobs, lead: make(chan bool, 1)}
+	b.mu.Lock()
+	b.queue = append(b.queue, w)
+	lead := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if !lead && !<-w.lead {
+		return
+	}
+	b.mu.Lock()
+	batch := b.queue
+	b.queue = nil
+	b.mu.Unlock()
+	// One submitter's cancelled request must not leave the others unplanned.
+	s.planBatch(context.WithoutCancel(ctx), batch)
+	b.mu.Lock()
+	if len(b.queue) > 0 {
+		b.queue[0].lead <- true // running stays set: the next batch's leader takes over
+	} else {
+		b.running = false
+	}
+	b.mu.Unlock()
+	for _, o := range batch {
+		if o != w {
+			o.lead <- false
+		}
+	}
+}
+
+// planBatch makes the provisional plans of every job in batch in one
+// policy.Plan call.
+func (s *Store) planBatch(ctx context.Context, batch []*planWait) {
+	now := batch[0].now
+	n := 0
+	for _, w := range batch {
+		if w.now.After(now) {
+			now = w.now
+		}
+		n += len(w.jobs)
 	}
 	cfg := s.policy.WithDefaults()
 	regions, err := s.policyRegions(ctx, now, cfg.Slot, false, true)
@@ -125,9 +190,13 @@ func (s *Store) provisionalPlans(ctx context.Context, now time.Time, jobs []*gre
 		s.log.Debug("provisional plan skipped", "err", err)
 		return
 	}
-	in := policy.Input{Now: now, Regions: regions, Config: cfg, Jobs: make([]policy.Job, len(jobs))}
-	for i, j := range jobs {
-		in.Jobs[i] = toPolicyJob(j)
+	in := policy.Input{Now: now, Regions: regions, Config: cfg, Jobs: make([]policy.Job, 0, n)}
+	jobs := make([]*greenq.Job, 0, n)
+	for _, w := range batch {
+		for _, j := range w.jobs {
+			in.Jobs = append(in.Jobs, toPolicyJob(j))
+			jobs = append(jobs, j)
+		}
 	}
 	res := policy.Plan(in)
 	for i, a := range res.Assignments {

@@ -11,10 +11,16 @@ const (
 	wakeRelease = "release" // plans changed: the release loop re-reads its schedule
 )
 
+// wakeGap is the least time between two wake publishes of one kind: a
+// burst of submissions costs one publish per gap, not one per submit, and
+// the planner coalesces triggers over a far longer time anyway.
+const wakeGap = 20 * time.Millisecond
+
 // wake tells the planner and release loop of every replica that something
 // changed. It does not wait: one publish per kind is in flight at a time,
-// and wakes asked for meanwhile fold into one more after it. Best effort:
-// both loops also run on their own schedule.
+// the next no sooner than wakeGap after it, and wakes asked for meanwhile
+// fold into that one. Best effort: both loops also run on their own
+// schedule.
 func (s *Store) wake(ctx context.Context, what string) {
 	s.wmu.Lock()
 	if s.wbusy[what] {
@@ -31,6 +37,7 @@ func (s *Store) wake(ctx context.Context, what string) {
 				s.log.Debug("publish wake", "what", what, "err", err)
 			}
 			cancel()
+			time.Sleep(wakeGap)
 			s.wmu.Lock()
 			if !s.wagain[what] {
 				s.wbusy[what] = false

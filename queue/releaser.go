@@ -227,42 +227,32 @@ func (r *Releaser) Run(ctx context.Context) error {
 	}
 }
 
+// releaseChunk is how many due jobs one release step reserves in one round
+// trip, enqueues and marks released in another; a burst of jobs due at one
+// slot boundary goes out in steps of this size.
+const releaseChunk = 256
+
 // ReleaseDue runs one round: it releases every job whose window has opened
 // by now, expires jobs past their deadline, and returns when the next
 // round is due (zero when nothing is scheduled; at or before now when
 // work is left over).
 func (r *Releaser) ReleaseDue(ctx context.Context) (time.Time, error) {
-	now := r.cfg.Now()
+	// The schedules hold whole milliseconds: decide at a whole millisecond
+	// too, never later than the clock.
+	now := r.cfg.Now().Truncate(time.Millisecond)
 	idList, err := r.s.due(ctx, r.s.k.release(), now, int64(r.cfg.Batch))
 	if err != nil {
 		return time.Time{}, fmt.Errorf("release due jobs: %w", err)
 	}
-	var (
-		mu       sync.Mutex
-		firstErr error
-		progress int
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, r.cfg.Concurrency)
-	)
-	for _, id := range idList {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			done, err := r.releaseOne(ctx, id, now)
-			mu.Lock()
-			defer mu.Unlock()
-			if done {
-				progress++
-			}
-			if err != nil && (firstErr == nil || errors.Is(err, ErrFenced)) {
-				firstErr = err
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return time.Time{}, firstErr
+	progress := 0
+	for len(idList) > 0 {
+		n := min(len(idList), releaseChunk)
+		done, err := r.releaseMany(ctx, idList[:n], now)
+		progress += done
+		if err != nil {
+			return time.Time{}, err
+		}
+		idList = idList[n:]
 	}
 	// Expire what could not start in time.
 	expIDs, err := r.s.due(ctx, r.s.k.deadline(), now, int64(r.cfg.Batch))
@@ -292,6 +282,122 @@ func (r *Releaser) ReleaseDue(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
+// releaseMany releases the jobs of ids that are due by now: it reserves
+// them all in one round trip, enqueues their tasks Concurrency at a time,
+// and marks the enqueued ones released in one pipeline. A task is always
+// enqueued, under a task id fixed by the release number, before its job is
+// marked released: a crash in between leaves the job planned and reserved,
+// and the next round enqueues the same task id again (asynq refuses the
+// duplicate) and marks it. It returns how many jobs it moved (released or
+// expired) and the first error, ErrFenced before any other.
+func (r *Releaser) releaseMany(ctx context.Context, ids []string, now time.Time) (int, error) {
+	resv, err := r.s.reserveMany(ctx, ids, now)
+	if err != nil {
+		return 0, fmt.Errorf("release due jobs: %w", err)
+	}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		progress int
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, r.cfg.Concurrency)
+		queued   = make([]*row, len(resv))
+		at       = make([]time.Time, len(resv))
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil || errors.Is(err, ErrFenced) {
+			firstErr = err
+		}
+	}
+	for i, rv := range resv {
+		switch {
+		case errors.Is(rv.err, errPastDeadline):
+			ok, err := r.s.expire(ctx, rv.id, now)
+			if ok {
+				progress++
+				r.expired.Inc()
+				r.log.Info("expired", "job", rv.id)
+			}
+			if err != nil {
+				fail(err)
+			}
+			continue
+		case rv.err != nil:
+			continue
+		}
+		j := rv.row.job
+		if j.State != greenq.StatePlanned || j.Plan == nil || !j.Plan.Urgent && now.Before(j.Plan.Start) {
+			// The schedule and the record disagree (they are written
+			// together, so this should not happen): the record wins, and
+			// the reservation waits for a round where it is due.
+			r.log.Warn("release schedule ahead of the job's plan; not releasing", "job", rv.id)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := r.enqueue(ctx, rv.row); err != nil {
+				fail(err)
+				return
+			}
+			queued[i], at[i] = rv.row, r.cfg.Now()
+		}()
+	}
+	wg.Wait()
+	var rows []*row
+	var ats []time.Time
+	for i, q := range queued {
+		if q != nil {
+			rows, ats = append(rows, q), append(ats, at[i])
+		}
+	}
+	released, errs := r.s.markManyReleased(ctx, rows)
+	for i, j := range released {
+		if errs[i] != nil {
+			fail(errs[i])
+			continue
+		}
+		if j == nil {
+			continue
+		}
+		progress++
+		r.observe(j, rows[i].rel, ats[i])
+	}
+	return progress, firstErr
+}
+
+// enqueue puts the task of reserved job row on its region's queue, under
+// the task id its release number fixes; a task already there (an earlier
+// round enqueued it, then stopped) is not an error.
+func (r *Releaser) enqueue(ctx context.Context, row *row) error {
+	j, n := row.job, row.rel
+	payload, _ := json.Marshal(RunPayload{JobID: j.ID, Release: n})
+	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
+		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID(j.ID, n)), asynq.MaxRetry(r.cfg.MaxRetry),
+		asynq.Deadline(j.Deadline), asynq.Retention(r.cfg.Retention))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("enqueue job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+func taskID(id string, release int) string { return id + ":" + strconv.Itoa(release) }
+
+// observe records a release enqueued at at: metrics, log and OnRelease.
+func (r *Releaser) observe(released *greenq.Job, release int, at time.Time) {
+	lag := at.Sub(released.Plan.Start)
+	r.lag.Observe(lag.Seconds())
+	r.rels.WithLabelValues(released.Plan.Region).Inc()
+	r.deferral.WithLabelValues(released.Plan.Region).Observe(max(at.Sub(released.SubmittedAt), 0).Seconds())
+	r.log.Info("released", "job", released.ID, "region", released.Plan.Region, "task", taskID(released.ID, release), "lag", lag, "urgent", released.Plan.Urgent)
+	if r.cfg.OnRelease != nil {
+		r.cfg.OnRelease(released, lag)
+	}
+}
+
 // next returns the earliest release or deadline on the schedules.
 func (r *Releaser) next(ctx context.Context) (time.Time, error) {
 	var next time.Time
@@ -307,47 +413,9 @@ func (r *Releaser) next(ctx context.Context) (time.Time, error) {
 	return next, nil
 }
 
-// releaseOne releases job id if its window has opened by now. The task is
-// enqueued first, under a task id fixed by the release number, and only
-// then is the job marked released: a crash in between leaves it planned and
-// reserved, and the next round enqueues the same task id again (asynq
-// refuses the duplicate) and marks it.
+// releaseOne releases job id if its window has opened by now (releaseMany
+// for one job).
 func (r *Releaser) releaseOne(ctx context.Context, id string, now time.Time) (bool, error) {
-	row, err := r.s.reserve(ctx, id, now)
-	switch {
-	case errors.Is(err, errSkip), errors.Is(err, errNotDue), errors.Is(err, greenq.ErrNotFound):
-		return false, nil
-	case errors.Is(err, errPastDeadline):
-		ok, err := r.s.expire(ctx, id, now)
-		if ok {
-			r.expired.Inc()
-			r.log.Info("expired", "job", id)
-		}
-		return ok, err
-	case err != nil:
-		return false, err
-	}
-	j, n := row.job, row.rel
-	payload, _ := json.Marshal(RunPayload{JobID: id, Release: n})
-	taskID := id + ":" + strconv.Itoa(n)
-	_, err = r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
-		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID), asynq.MaxRetry(r.cfg.MaxRetry),
-		asynq.Deadline(j.Deadline), asynq.Retention(r.cfg.Retention))
-	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return false, fmt.Errorf("enqueue job %s: %w", id, err)
-	}
-	at := r.cfg.Now()
-	released, ok, err := r.s.markReleased(ctx, row, n)
-	if err != nil || !ok {
-		return false, err
-	}
-	lag := at.Sub(released.Plan.Start)
-	r.lag.Observe(lag.Seconds())
-	r.rels.WithLabelValues(released.Plan.Region).Inc()
-	r.deferral.WithLabelValues(released.Plan.Region).Observe(max(at.Sub(released.SubmittedAt), 0).Seconds())
-	r.log.Info("released", "job", id, "region", released.Plan.Region, "task", taskID, "lag", lag, "urgent", released.Plan.Urgent)
-	if r.cfg.OnRelease != nil {
-		r.cfg.OnRelease(released, lag)
-	}
-	return true, nil
+	n, err := r.releaseMany(ctx, []string{id}, now.Truncate(time.Millisecond))
+	return n > 0, err
 }

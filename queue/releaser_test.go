@@ -16,7 +16,7 @@ import (
 
 // inspector returns an asynq inspector that removes the test's region
 // queues at cleanup.
-func inspector(t *testing.T, b *bundle) *asynq.Inspector {
+func inspector(t testing.TB, b *bundle) *asynq.Inspector {
 	t.Helper()
 	in := asynq.NewInspector(redistest.AsynqOpt(t))
 	t.Cleanup(func() {
@@ -39,7 +39,7 @@ func hasTask(t *testing.T, in *asynq.Inspector, region, id string) bool {
 	return true
 }
 
-func newReleaser(t *testing.T, b *bundle, mod ...func(*ReleaserConfig)) *Releaser {
+func newReleaser(t testing.TB, b *bundle, mod ...func(*ReleaserConfig)) *Releaser {
 	t.Helper()
 	cfg := ReleaserConfig{RedisConnOpt: redistest.AsynqOpt(t), Now: b.clk.Now, Logger: testLogger(t)}
 	for _, m := range mod {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,6 +62,7 @@ type Store struct {
 	tail    int
 	policy  policy.Config
 	cache   seriesCache
+	batcher planBatcher
 
 	wmu    sync.Mutex      // guards wbusy, wagain
 	wbusy  map[string]bool // a wake publish of this kind is in flight
@@ -219,17 +221,30 @@ func (s *Store) update(ctx context.Context, id string, fn func(r *row) error) (*
 // write stores r if its version is unchanged; false means another writer
 // won and the caller should re-read.
 func (s *Store) write(ctx context.Context, id string, r *row, old greenq.State) (bool, error) {
+	keys, args, err := s.writeArgs(ctx, id, r, old)
+	if err != nil {
+		return false, err
+	}
+	res, err := writeScript.Run(ctx, s.rdb, keys, args...).Int()
+	if err != nil {
+		return false, redisErr("write job", err)
+	}
+	return writeResult(id, r, res)
+}
+
+// writeArgs returns the keys and arguments of writeScript storing r.
+func (s *Store) writeArgs(ctx context.Context, id string, r *row, old greenq.State) ([]string, []any, error) {
 	j := r.job
 	ni, oi := stateIndex(j.State), stateIndex(old)
 	if ni < 0 {
-		return false, fmt.Errorf("write job %s: unknown state %q", id, j.State)
+		return nil, nil, fmt.Errorf("write job %s: unknown state %q", id, j.State)
 	}
 	if oi < 0 {
 		oi = ni
 	}
 	js, err := json.Marshal(j)
 	if err != nil {
-		return false, fmt.Errorf("encode job %s: %w", id, err)
+		return nil, nil, fmt.Errorf("encode job %s: %w", id, err)
 	}
 	relScore, dlScore := "", ""
 	if j.State == greenq.StatePlanned && j.Plan != nil {
@@ -242,16 +257,14 @@ func (s *Store) write(ctx context.Context, id string, r *row, old greenq.State) 
 	if j.State == greenq.StatePending || j.State == greenq.StatePlanned {
 		dlScore = strconv.FormatInt(ceilMilli(j.Deadline), 10)
 	}
-	resv := "0"
-	if r.resv {
-		resv = "1"
-	}
 	keys := append([]string{s.k.job(id), s.k.fence(), s.k.release(), s.k.deadline()}, s.k.stateKeys()...)
-	res, err := writeScript.Run(ctx, s.rdb, keys, r.ver, js, ni+1, oi+1, id, relScore, dlScore,
-		fenceArg(ctx), r.rel, resv, string(j.State)).Int()
-	if err != nil {
-		return false, redisErr("write job", err)
-	}
+	return keys, []any{r.ver, js, ni + 1, oi + 1, id, relScore, dlScore,
+		fenceArg(ctx), r.rel, b2s(r.resv), string(j.State)}, nil
+}
+
+// writeResult interprets writeScript's answer for r: true when written
+// (r's version then moves on), false when another writer changed the job.
+func writeResult(id string, r *row, res int) (bool, error) {
 	switch res {
 	case 1:
 		v, _ := strconv.Atoi(r.ver)
@@ -263,6 +276,47 @@ func (s *Store) write(ctx context.Context, id string, r *row, old greenq.State) 
 		return false, notFound(id)
 	}
 	return false, nil
+}
+
+// writeMany is write for many jobs in one pipeline: olds[i] is rows[i]'s
+// state as read. Each job is still its own compare-and-set; the results
+// say per job what write would have (true written, false changed
+// meanwhile, or an error such as not found or ErrFenced).
+func (s *Store) writeMany(ctx context.Context, rows []*row, olds []greenq.State) ([]bool, []error) {
+	oks, errs := make([]bool, len(rows)), make([]error, len(rows))
+	cmds := make([]*redis.Cmd, len(rows))
+	type call struct {
+		keys []string
+		args []any
+	}
+	calls := make([]call, len(rows))
+	for i, r := range rows {
+		calls[i].keys, calls[i].args, errs[i] = s.writeArgs(ctx, r.job.ID, r, olds[i])
+	}
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			if errs[i] == nil {
+				cmds[i] = writeScript.EvalSha(ctx, p, c.keys, c.args...)
+			}
+		}
+		return nil
+	})
+	for i, c := range cmds {
+		if c == nil {
+			continue
+		}
+		res, err := c.Int()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// The script is not cached yet (or Redis restarted): Run loads it.
+			res, err = writeScript.Run(ctx, s.rdb, calls[i].keys, calls[i].args...).Int()
+		}
+		if err != nil {
+			errs[i] = redisErr("write job", err)
+			continue
+		}
+		oks[i], errs[i] = writeResult(rows[i].job.ID, rows[i], res)
+	}
+	return oks, errs
 }
 
 // ceilMilli returns t in Unix milliseconds, rounded up so that a score
@@ -293,20 +347,31 @@ func transition(j *greenq.Job, next greenq.State) error {
 // same tenant and key returns the jobs of the first instead of new ones.
 // Either every job is stored or none is; a full Redis gives CodeUnavailable.
 func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, error) {
+	jobs, _, err := s.SubmitJSON(ctx, tenant, req)
+	return jobs, err
+}
+
+// SubmitJSON is Submit that also returns each new job's JSON as stored:
+// encoding/json's encoding of the *greenq.Job without HTML escaping and
+// without a trailing newline, the bytes an HTTP API would write, so it
+// need not encode the jobs a second time. A repeated idempotent
+// submission returns the earlier jobs and nil encodings.
+func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error) {
 	now := s.now()
 	deadline, err := req.Normalize(now, s.names)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var idemKey string
 	if req.Key != "" {
 		idemKey = s.k.idem(tenant, req.Key)
 		js, err := s.rdb.Get(ctx, idemKey).Result()
 		if err == nil {
-			return s.existing(ctx, js)
+			jobs, err := s.existing(ctx, js)
+			return jobs, nil, err
 		}
 		if !errors.Is(err, redis.Nil) {
-			return nil, redisErr("submit", err)
+			return nil, nil, redisErr("submit", err)
 		}
 	}
 	est, src, powerW := req.DurationEstimateS, "user", req.PowerW
@@ -315,7 +380,7 @@ func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequ
 		if req.Name != "" {
 			m, ok, err := s.Measurement(ctx, tenant, req.Name)
 			if err != nil {
-				return nil, fmt.Errorf("submit: %w", err)
+				return nil, nil, fmt.Errorf("submit: %w", err)
 			}
 			if ok && m.DurationS > 0 {
 				est, src = int64(math.Ceil(m.DurationS)), "measured"
@@ -353,13 +418,18 @@ func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequ
 		jobs[i], jobIDs[i] = j, j.ID
 	}
 	s.provisionalPlans(ctx, now, jobs)
-	for _, j := range jobs {
-		js, err := json.Marshal(j)
-		if err != nil {
-			return nil, fmt.Errorf("submit: encode job: %w", err)
+	encoded := make([][]byte, len(jobs))
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for i, j := range jobs {
+		buf.Reset()
+		if err := enc.Encode(j); err != nil {
+			return nil, nil, fmt.Errorf("submit: encode job: %w", err)
 		}
+		encoded[i] = bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 		keys = append(keys, s.k.job(j.ID))
-		args = append(args, j.ID, js, ceilMilli(j.Deadline))
+		args = append(args, j.ID, encoded[i], ceilMilli(j.Deadline))
 	}
 	idsJSON, _ := json.Marshal(jobIDs)
 	args[2] = idsJSON
@@ -367,12 +437,13 @@ func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequ
 	switch {
 	case errors.Is(err, redis.Nil):
 		s.wake(ctx, wakePlan)
-		return jobs, nil
+		return jobs, encoded, nil
 	case err != nil:
-		return nil, redisErr("submit", err)
+		return nil, nil, redisErr("submit", err)
 	}
 	// Another submission with this key won the race.
-	return s.existing(ctx, prior)
+	jobs, err = s.existing(ctx, prior)
+	return jobs, nil, err
 }
 
 func b2s(b bool) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 
 	"github.com/greenq/greenq"
@@ -56,6 +57,28 @@ func BenchmarkHTTPSubmit(b *testing.B) {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusCreated {
 				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkAsynqEnqueue is BenchmarkHTTPSubmit's baseline: raw asynq
+// Client.Enqueue on the same Redis, 8 goroutines. Compare ns/op of the two
+// from one run (the ratio is what issue 2's goal is stated in).
+func BenchmarkAsynqEnqueue(b *testing.B) {
+	client := asynq.NewClient(redistest.AsynqOpt(b))
+	defer client.Close()
+	q := redistest.Unique("bench-raw")
+	in := asynq.NewInspector(redistest.AsynqOpt(b))
+	defer func() { _ = in.DeleteQueue(q, true); _ = in.Close() }()
+	payload := []byte(`{"job_id":"01jbenchbenchbenchbenchbenc"}`)
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := client.Enqueue(asynq.NewTask("bench:raw", payload), asynq.Queue(q)); err != nil {
+				b.Error(err)
 				return
 			}
 		}
