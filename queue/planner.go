@@ -164,14 +164,14 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 			continue
 		}
 		pl := toPlan(a, now)
+		if src, ok := fallback[a.Region]; ok {
+			// Say when the plan rests on a fallback signal, not the provider's.
+			pl.Reason += fmt.Sprintf(" (signal for %s: %s)", a.Region, src)
+		}
 		if j := jobs[i]; j.ID == a.JobID && j.State == greenq.StatePlanned && samePlan(j.Plan, &pl) {
 			// SetPlans would read the job only to skip it: a round where
 			// nothing moved writes, and reads back, nothing.
 			continue
-		}
-		if src, ok := fallback[a.Region]; ok {
-			// Say when the plan rests on a fallback signal, not the provider's.
-			pl.Reason += fmt.Sprintf(" (signal for %s: %s)", a.Region, src)
 		}
 		plans[a.JobID] = pl
 	}

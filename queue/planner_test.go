@@ -103,6 +103,20 @@ func TestPlannerSaysWhenOnFallbackSignal(t *testing.T) {
 	require.NoError(t, err)
 	require.NotContains(t, mustGet(t, b, onGood.ID).Plan.Reason, "signal for")
 	require.Contains(t, mustGet(t, b, onFallback.ID).Plan.Reason, "signal for "+c+": greenq-forecaster (electricitymaps down)")
+
+	// The provider comes back with the same values: the window does not
+	// move, but the reason stops naming the fallback.
+	fallback.Source = "electricitymaps"
+	require.NoError(t, b.s.PutSeries(ctx, fallback))
+	_, err = p.PlanOnce(ctx)
+	require.NoError(t, err)
+	require.NotContains(t, mustGet(t, b, onFallback.ID).Plan.Reason, "signal for")
+	// And it goes down again: the same window, now said to rest on the fallback.
+	fallback.Source = "electricitymaps:last-good"
+	require.NoError(t, b.s.PutSeries(ctx, fallback))
+	_, err = p.PlanOnce(ctx)
+	require.NoError(t, err)
+	require.Contains(t, mustGet(t, b, onFallback.ID).Plan.Reason, "signal for "+c+": electricitymaps:last-good")
 }
 
 func mustGet(t *testing.T, b *bundle, id string) *greenq.Job {

@@ -158,6 +158,12 @@ func samePlan(a, b *greenq.Plan) bool {
 	if a.Region != b.Region || !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || a.Urgent != b.Urgent || len(a.Segments) != len(b.Segments) {
 		return false
 	}
+	// The reason's wording changes as time passes ("defer 5h", "defer 4h"),
+	// so it is not compared, except for the signal it rests on: a plan that
+	// moves onto or off a fallback signal is rewritten to say so.
+	if signalNote(a.Reason) != signalNote(b.Reason) {
+		return false
+	}
 	for i := range a.Segments {
 		if !a.Segments[i].Start.Equal(b.Segments[i].Start) || !a.Segments[i].End.Equal(b.Segments[i].End) {
 			return false
@@ -449,4 +455,13 @@ func (s *Store) markManyReleased(ctx context.Context, rows []*row) ([]*greenq.Jo
 		}
 	}
 	return out, errs
+}
+
+// signalNote returns the "(signal for R: …)" note the planner adds to a
+// reason when a region's series is a fallback, or "".
+func signalNote(reason string) string {
+	if i := strings.LastIndex(reason, " (signal for "); i >= 0 {
+		return reason[i:]
+	}
+	return ""
 }

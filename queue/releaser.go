@@ -377,7 +377,7 @@ func (r *Releaser) enqueue(ctx context.Context, row *row) error {
 	payload, _ := json.Marshal(RunPayload{JobID: j.ID, Release: n})
 	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
 		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID(j.ID, n)), asynq.MaxRetry(r.cfg.MaxRetry),
-		asynq.Deadline(j.Deadline), asynq.Retention(r.cfg.Retention))
+		asynq.Deadline(taskDeadline(j.Deadline)), asynq.Retention(r.cfg.Retention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue job %s: %w", j.ID, err)
 	}
@@ -418,4 +418,15 @@ func (r *Releaser) next(ctx context.Context) (time.Time, error) {
 func (r *Releaser) releaseOne(ctx context.Context, id string, now time.Time) (bool, error) {
 	n, err := r.releaseMany(ctx, []string{id}, now.Truncate(time.Millisecond))
 	return n > 0, err
+}
+
+// taskDeadline is the deadline given to asynq: the job's, rounded up to a
+// whole second, because asynq keeps deadlines in whole Unix seconds and
+// would otherwise end the task up to a second early. The worker enforces
+// the exact deadline itself.
+func taskDeadline(d time.Time) time.Time {
+	if t := d.Truncate(time.Second); t.Before(d) {
+		return t.Add(time.Second)
+	}
+	return d
 }

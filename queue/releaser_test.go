@@ -264,3 +264,13 @@ func TestReleaseLoop(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestTaskDeadlineNeverEarly(t *testing.T) {
+	t.Parallel()
+	for _, d := range []time.Time{t0, t0.Add(time.Millisecond), t0.Add(999 * time.Millisecond), t0.Add(time.Second + time.Nanosecond)} {
+		got := taskDeadline(d)
+		require.False(t, got.Before(d), "%s → %s", d, got)
+		require.Zero(t, got.Nanosecond(), "whole seconds, as asynq keeps them")
+		require.Less(t, got.Sub(d), time.Second)
+	}
+}

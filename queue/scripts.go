@@ -68,13 +68,40 @@ end
 return n
 `)
 
-// workersScript drops workers whose heartbeat expired at or before
-// ARGV[1] (ms) and returns the JSON of the live ones.
+// Heartbeat expiries are kept on Redis's clock (TIME), the one clock every
+// server and worker shares, so a worker whose own clock is off is neither
+// dropped early nor kept alive after it stops.
+
+// heartbeatScript records worker ARGV[1] (JSON ARGV[2]) as live for
+// ARGV[3] ms from now on Redis's clock.
+var heartbeatScript = redis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
+return now
+`)
+
+// workerLiveScript returns 1 when worker ARGV[1]'s heartbeat expires after
+// now on Redis's clock.
+var workerLiveScript = redis.NewScript(`
+local exp = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not exp then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if tonumber(exp) > now then return 1 end
+return 0
+`)
+
+// workersScript drops workers whose heartbeat expired by now on Redis's
+// clock and returns the JSON of the live ones.
 var workersScript = redis.NewScript(`
-local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
 for _, id in ipairs(dead) do redis.call('HDEL', KEYS[1], id) end
-if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1]) end
-local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. ARGV[1], '+inf')
+if #dead > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now) end
+local live = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')
 if #live == 0 then return {} end
 return redis.call('HMGET', KEYS[1], unpack(live))
 `)

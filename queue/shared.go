@@ -28,24 +28,19 @@ func (s *Store) Heartbeat(ctx context.Context, w WorkerInfo, ttl time.Duration) 
 	case ttl <= 0:
 		return greenq.Invalid("ttl", "must be positive, got %s", ttl)
 	}
-	now := s.now()
-	w.SeenAt = now.UTC()
+	w.SeenAt = s.now().UTC()
 	js, err := json.Marshal(w)
 	if err != nil {
 		return fmt.Errorf("heartbeat: encode: %w", err)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, s.k.workers(), w.ID, js)
-		p.ZAdd(ctx, s.k.workersExpiry(), redis.Z{Score: float64(now.Add(ttl).UnixMilli()), Member: w.ID})
-		return nil
-	})
+	err = heartbeatScript.Run(ctx, s.rdb, []string{s.k.workers(), s.k.workersExpiry()}, w.ID, js, ttl.Milliseconds()).Err()
 	return redisErr("heartbeat", err)
 }
 
 // Workers returns the workers whose heartbeat is still live, by region and
 // id.
 func (s *Store) Workers(ctx context.Context) ([]WorkerInfo, error) {
-	vals, err := workersScript.Run(ctx, s.rdb, []string{s.k.workers(), s.k.workersExpiry()}, s.now().UnixMilli()).Slice()
+	vals, err := workersScript.Run(ctx, s.rdb, []string{s.k.workers(), s.k.workersExpiry()}).Slice()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, redisErr("list workers", err)
 	}
@@ -218,4 +213,14 @@ func measuredDuration(j *greenq.Job) time.Duration {
 		return j.Run.FinishedAt.Sub(j.Run.StartedAt)
 	}
 	return 0
+}
+
+// workerLive reports whether worker id's heartbeat has not expired, on
+// Redis's clock.
+func (s *Store) workerLive(ctx context.Context, id string) (bool, error) {
+	live, err := workerLiveScript.Run(ctx, s.rdb, []string{s.k.workersExpiry()}, id).Int()
+	if err != nil {
+		return false, redisErr("check worker", err)
+	}
+	return live == 1, nil
 }

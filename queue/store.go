@@ -516,7 +516,9 @@ func (s *Store) Cancel(ctx context.Context, tenant, id string) (*greenq.Job, err
 // Start records that a worker starts job id: released (or running, when
 // asynq hands the job of a dead worker to another) becomes running, the
 // attempt is counted and run.Attempt set. A job in any other state, such as
-// cancelled, gives CodeConflict: the worker must not run it.
+// cancelled, or a task of an earlier release gives CodeConflict: the worker
+// must not run it. A job still running on another live worker gives
+// CodeUnavailable: the task is to be retried later.
 func (s *Store) Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error) {
 	r, err := s.update(ctx, id, func(r *row) error {
 		j := r.job
@@ -525,6 +527,20 @@ func (s *Store) Start(ctx context.Context, id string, run greenq.Run) (*greenq.J
 		}
 		if run.Release > 0 && run.Release != r.rel {
 			return conflict("job %s: the task of release %d is stale (the job is on release %d)", id, run.Release, r.rel)
+		}
+		if j.State == greenq.StateRunning && j.Run != nil && j.Run.Worker != run.Worker {
+			// asynq hands a task to another worker when its lease lapses:
+			// the first worker died, or its clock is far behind. Only the
+			// first case may start the job again.
+			live, err := s.workerLive(ctx, j.Run.Worker)
+			if err != nil {
+				return err
+			}
+			if live {
+				// Unavailable, not conflict: the task must be retried later,
+				// once that worker has finished the job or been seen dead.
+				return greenq.Errorf(greenq.CodeUnavailable, "job %s is running on worker %s, which is alive; try again later", id, j.Run.Worker)
+			}
 		}
 		now := s.now().UTC()
 		j.Attempts++

@@ -429,8 +429,8 @@ func TestWorkersAndRegions(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w1", Region: b.regions[0], GPUs: 4}, 10*time.Second))
-	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w2", Region: b.regions[0], GPUs: 2}, 2*time.Second))
-	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w3", Region: b.regions[1], GPUs: 8}, 2*time.Second))
+	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w2", Region: b.regions[0], GPUs: 2}, 300*time.Millisecond))
+	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w3", Region: b.regions[1], GPUs: 8}, 300*time.Millisecond))
 	requireCode(t, b.s.Heartbeat(ctx, WorkerInfo{Region: b.regions[0]}, time.Second), greenq.CodeInvalidArgument)
 
 	regions, err := b.s.Regions(ctx)
@@ -439,15 +439,44 @@ func TestWorkersAndRegions(t *testing.T) {
 	require.Equal(t, 2, regions[0].Workers)
 	require.Equal(t, 8, regions[1].Capacity)
 
-	b.clk.Add(3 * time.Second)
-	ws, err := b.s.Workers(ctx)
-	require.NoError(t, err)
-	require.Len(t, ws, 1)
+	// Expiry runs on Redis's clock, so the test clock cannot hurry it.
+	var ws []WorkerInfo
+	require.Eventually(t, func() bool {
+		ws, err = b.s.Workers(ctx)
+		require.NoError(t, err)
+		return len(ws) == 1
+	}, 5*time.Second, 50*time.Millisecond, "the short heartbeats expire")
 	require.Equal(t, "w1", ws[0].ID)
 	regions, err = b.s.Regions(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 4, regions[0].Capacity)
 	require.Equal(t, 0, regions[1].Capacity)
+}
+
+func TestHeartbeatsIgnoreWorkerClock(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	for _, skew := range []time.Duration{-5 * time.Minute, 5 * time.Minute} {
+		// A worker whose clock is off writes through a store on that clock.
+		skewed, err := NewStore(b.rdb, Config{Prefix: b.prefix, Regions: b.s.regions, Now: func() time.Time { return time.Now().Add(skew) }})
+		require.NoError(t, err)
+		id := fmt.Sprintf("w%s", skew)
+		require.NoError(t, skewed.Heartbeat(ctx, WorkerInfo{ID: id, Region: b.regions[0], GPUs: 1}, 300*time.Millisecond))
+		live := func() bool {
+			ws, err := b.s.Workers(ctx)
+			require.NoError(t, err)
+			for _, w := range ws {
+				if w.ID == id {
+					return true
+				}
+			}
+			return false
+		}
+		require.True(t, live(), "worker %s (clock %s) is live to the server", id, skew)
+		require.Eventually(t, func() bool { return !live() }, 5*time.Second, 50*time.Millisecond,
+			"worker %s (clock %s) drops out once its heartbeat's TTL passes, whatever its clock", id, skew)
+	}
 }
 
 func TestPing(t *testing.T) {
@@ -553,4 +582,25 @@ func TestStartRefusesStaleRelease(t *testing.T) {
 	started, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w2", Release: second})
 	require.NoError(t, err)
 	require.Equal(t, second, started.Run.Release)
+}
+
+func TestStartRefusesJobRunningOnLiveWorker(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	b.force(t, j.ID, greenq.StateReleased)
+	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w1", Region: b.regions[0], GPUs: 1}, 300*time.Millisecond))
+	_, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w1"})
+	require.NoError(t, err)
+
+	// Its task handed to w2 while w1 still beats: w1 runs it, w2 must not.
+	_, err = b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w2"})
+	require.Equal(t, greenq.CodeUnavailable, greenq.ErrorCodeOf(err), "two workers must never run one job at once; the task is retried later")
+
+	// w1 died (its heartbeat lapsed): w2 may run the job again.
+	require.Eventually(t, func() bool {
+		run, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w2"})
+		return err == nil && run.Attempts == 2
+	}, 5*time.Second, 50*time.Millisecond)
 }

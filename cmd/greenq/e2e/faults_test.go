@@ -75,6 +75,10 @@ func TestWorkerKilledMidJob(t *testing.T) {
 	_, err := c.ZScore(ctx, leaseKey, taskID).Result()
 	require.NoError(t, err, "asynq lease of task %s in %s", taskID, leaseKey)
 	require.NoError(t, c.ZAdd(ctx, leaseKey, redis.Z{Score: float64(time.Now().Add(-2 * time.Minute).Unix()), Member: taskID}).Err())
+	// By the time asynq reclaims a task for real (30 s lease, then its
+	// recoverer), the dead worker's 15 s heartbeat has lapsed too; greenq
+	// refuses to start a job again while the worker running it still beats.
+	require.NoError(t, c.ZAdd(ctx, "greenq:{greenq}:workers:expiry", redis.Z{Score: 0, Member: "worker-a"}).Err())
 
 	startWorker(t, "worker-b", cfg, "us", 1)
 	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: r.Addr()})
