@@ -1,6 +1,9 @@
 # Shared helpers for the scripts: install what is missing from Debian's
 # packages, and start a throw-away redis-server on a free loopback port.
 
+# The Go toolchain every script builds and tests with (see the Makefile).
+export GOTOOLCHAIN=${GOTOOLCHAIN_FOR_GREENQ:-go1.27.3}
+
 apt_updated=""
 ensure_pkg() { # ensure_pkg COMMAND PACKAGE...
   local cmd=$1; shift

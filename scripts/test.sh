@@ -22,6 +22,7 @@ echo "test redis: $GREENQ_TEST_REDIS_URL"
 
 go vet ./...
 CGO_ENABLED=0 go build ./...   # the build without NVML must keep compiling
+./scripts/vulncheck.sh
 go build -o bin/greenq ./cmd/greenq
 ./scripts/notebook.sh
 go test -count=1 -timeout 8m ./...
