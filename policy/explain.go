@@ -356,13 +356,16 @@ func appendPct(b []byte, p float64) []byte {
 type slab struct {
 	win []Window
 	alt []Alternative
+	// chunk is how many pieces each allocation holds: slabChunk for big
+	// rounds, fewer for a round of a few jobs (a submit's provisional plan).
+	chunk int
 }
 
 const slabChunk = 1024
 
 func (s *slab) windows(n int) []Window {
 	if len(s.win) < n {
-		s.win = make([]Window, max(n, slabChunk))
+		s.win = make([]Window, max(n, s.size()))
 	}
 	w := s.win[:n:n]
 	s.win = s.win[n:]
@@ -372,9 +375,16 @@ func (s *slab) windows(n int) []Window {
 // alternatives returns room for up to n; the caller trims it.
 func (s *slab) alternatives(n int) []Alternative {
 	if len(s.alt) < n {
-		s.alt = make([]Alternative, max(n, slabChunk))
+		s.alt = make([]Alternative, max(n, s.size()))
 	}
 	return s.alt[:n:n]
+}
+
+func (s *slab) size() int {
+	if s.chunk > 0 {
+		return s.chunk
+	}
+	return slabChunk
 }
 
 // keepAlternatives marks the first n of the last alternatives(…) as used.

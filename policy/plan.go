@@ -413,5 +413,6 @@ func (pl *planner) newScratch(free [][]int32) *scratch {
 			free[i] = pl.g.rs[i].free
 		}
 	}
-	return &scratch{free: free, skipRegion: -1}
+	// Room for a few pieces per job, up to slabChunk per allocation.
+	return &scratch{free: free, skipRegion: -1, slab: slab{chunk: min(slabChunk, 16+8*len(pl.jobs))}}
 }
