@@ -97,29 +97,8 @@ func (p *Planner) Run(ctx context.Context) error {
 			p.log.Warn("plan round", "err", err)
 		}
 		now := p.cfg.Now()
-		t := time.NewTimer(max(p.sched.Next(now).Sub(now), 0))
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
-				break wait
-			case <-p.trigger:
-				t.Stop()
-				break wait
-			case m, ok := <-wakes:
-				if !ok {
-					wakes = nil
-					continue
-				}
-				if m != wakePlan {
-					continue
-				}
-				t.Stop()
-				break wait
-			}
+		if !sleepUntilWake(ctx, max(p.sched.Next(now).Sub(now), 0), p.trigger, &wakes, wakePlan) {
+			return nil
 		}
 		// Let a burst of triggers settle into one round.
 		c := time.NewTimer(p.cfg.Coalesce)

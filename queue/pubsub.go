@@ -96,3 +96,30 @@ func (s *Store) subscribe(ctx context.Context, channel string) <-chan string {
 	}()
 	return out
 }
+
+// sleepUntilWake sleeps for d, or until local fires or a wake of kind
+// arrives on *wakes (from any replica), and reports false when ctx ends
+// first. A closed wakes channel is set to nil, leaving the timer and local
+// to wake the loop.
+func sleepUntilWake(ctx context.Context, d time.Duration, local <-chan struct{}, wakes *<-chan string, kind string) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		case <-local:
+			return true
+		case m, ok := <-*wakes:
+			if !ok {
+				*wakes = nil
+				continue
+			}
+			if m == kind {
+				return true
+			}
+		}
+	}
+}

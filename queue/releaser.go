@@ -200,29 +200,8 @@ func (r *Releaser) Run(ctx context.Context) error {
 		} else if !next.IsZero() {
 			wait = min(wait, max(next.Sub(r.cfg.Now()), 0))
 		}
-		t := time.NewTimer(wait)
-	sleep:
-		for {
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			case <-t.C:
-				break sleep
-			case <-r.wakeCh:
-				t.Stop()
-				break sleep
-			case m, ok := <-wakes:
-				if !ok {
-					wakes = nil
-					continue
-				}
-				if m != wakeRelease {
-					continue
-				}
-				t.Stop()
-				break sleep
-			}
+		if !sleepUntilWake(ctx, wait, r.wakeCh, &wakes, wakeRelease) {
+			return nil
 		}
 	}
 }
