@@ -33,6 +33,9 @@ func benchOut(t *testing.T, name string) string {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("bench output dir: %v", err)
+	}
 	return filepath.Join(dir, name)
 }
 
