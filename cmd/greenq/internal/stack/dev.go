@@ -99,7 +99,7 @@ func (d *Dev) Run(ctx context.Context) error {
 		w := &Worker{
 			Config:   cfg,
 			Worker:   worker.Config{Region: r.Name, GPUs: d.WorkerGPUs, ID: "dev-" + r.Name, Grace: 5 * time.Second},
-			Logger:   d.Logger.With("component", "worker", "region", r.Name),
+			Logger:   d.Logger,
 			Registry: reg,
 		}
 		wg.Add(1)
