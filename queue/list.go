@@ -238,20 +238,45 @@ type cachedJob struct {
 // version is not the one c holds. The jobs it returns are shared with c
 // and must not be modified.
 func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error) {
+	jobs, err := s.inStatesCached(ctx, c, true, greenq.StatePending, greenq.StatePlanned)
+	if err != nil {
+		return nil, fmt.Errorf("pending jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// activeCached is Active through c, as pendingCached is Pending.
+func (s *Store) activeCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error) {
+	jobs, err := s.inStatesCached(ctx, c, false, greenq.StateReleased, greenq.StateRunning)
+	if err != nil {
+		return nil, fmt.Errorf("active jobs: %w", err)
+	}
+	return jobs, nil
+}
+
+// inStatesCached returns the jobs in states, decoding only the records
+// whose version c does not hold; skipReserved leaves out jobs whose
+// release is under way.
+func (s *Store) inStatesCached(ctx context.Context, c *jobCache, skipReserved bool, states ...greenq.State) ([]*greenq.Job, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var pend, plan *redis.StringSliceCmd
+	idxs := make([]*redis.StringSliceCmd, len(states))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		pend = p.ZRange(ctx, s.k.state(greenq.StatePending), 0, -1)
-		plan = p.ZRange(ctx, s.k.state(greenq.StatePlanned), 0, -1)
+		for i, st := range states {
+			idxs[i] = p.ZRange(ctx, s.k.state(st), 0, -1)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, redisErr("pending jobs: read state index", err)
+		return nil, redisErr("read state index", err)
 	}
-	idList := append(pend.Val(), plan.Val()...)
+	var idList []string
+	for _, cmd := range idxs {
+		idList = append(idList, cmd.Val()...)
+	}
 	slices.Sort(idList)
 	idList = slices.Compact(idList)
+	in := func(st string) bool { return slices.Contains(states, greenq.State(st)) }
 	next := make(map[string]cachedJob, len(idList))
 	out := make([]*greenq.Job, 0, len(idList))
 	for len(idList) > 0 {
@@ -266,7 +291,7 @@ func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, 
 			return nil
 		})
 		if err != nil {
-			return nil, redisErr("pending jobs", err)
+			return nil, redisErr("read job versions", err)
 		}
 		var stale []string
 		for i, cmd := range cmds {
@@ -274,7 +299,7 @@ func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, 
 			ver, _ := v[0].(string)
 			st, _ := v[1].(string)
 			resv, _ := v[2].(string)
-			if ver == "" || (st != string(greenq.StatePending) && st != string(greenq.StatePlanned)) || resv == "1" {
+			if ver == "" || !in(st) || (skipReserved && resv == "1") {
 				continue
 			}
 			if e, ok := c.jobs[chunk[i]]; ok && e.ver == ver {
@@ -285,10 +310,10 @@ func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, 
 		}
 		rows, err := s.loadMany(ctx, stale)
 		if err != nil {
-			return nil, fmt.Errorf("pending jobs: %w", err)
+			return nil, err
 		}
 		for _, r := range rows {
-			if (r.job.State == greenq.StatePending || r.job.State == greenq.StatePlanned) && !r.resv {
+			if in(string(r.job.State)) && !(skipReserved && r.resv) {
 				next[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
 			}
 		}

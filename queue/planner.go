@@ -40,7 +40,9 @@ type Planner struct {
 	sched   cron.Schedule
 	log     *slog.Logger
 	trigger chan struct{}
-	cache   jobCache // decoded jobs kept between rounds
+	cache   jobCache // decoded pending and planned jobs kept between rounds
+	// activeCache keeps the decoded released and running jobs.
+	activeCache jobCache
 }
 
 // NewPlanner returns a planner over s; it validates cfg (a bad Replan spec
@@ -165,7 +167,7 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 // input gathers one round's policy input.
 func (p *Planner) input(ctx context.Context, now time.Time, jobs []*greenq.Job) (policy.Input, error) {
 	cfg := p.cfg.Policy.WithDefaults()
-	use, err := p.s.policyRegions(ctx, now, cfg.Slot, true, false)
+	use, err := p.s.policyRegions(ctx, now, cfg.Slot, true, false, &p.activeCache)
 	if err != nil {
 		return policy.Input{}, err
 	}

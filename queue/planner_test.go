@@ -153,3 +153,30 @@ func TestPlannerRunsOnSubmit(t *testing.T) {
 	cancel()
 	require.NoError(t, <-done)
 }
+
+func TestPlannerLeavesBusyGPUsAlone(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	a, c := b.regions[0], b.regions[1]
+	require.NoError(t, b.s.PutSeries(ctx, hourly(a, 300, 300)))
+	require.NoError(t, b.s.PutSeries(ctx, hourly(c, 300, 40, 3, 4)))
+	// One GPU in c, taken by a released job over the whole clean window.
+	require.NoError(t, b.s.Heartbeat(ctx, WorkerInfo{ID: "w", Region: c, GPUs: 1}, time.Minute))
+	held := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.DurationEstimateS = 7200 })
+	b.plan(t, held.ID, c, t0.Add(3*time.Hour), false)
+	b.force(t, held.ID, greenq.StateReleased)
+
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	require.NoError(t, err)
+	for round := range 2 { // the second round reads the released job from the planner's cache
+		j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.DurationEstimateS = 3600 })
+		_, err = p.PlanOnce(ctx)
+		require.NoError(t, err)
+		got := mustGet(t, b, j.ID)
+		inWindow := got.Plan.Region == c && got.Plan.Start.Before(t0.Add(5*time.Hour)) && got.Plan.End.After(t0.Add(3*time.Hour))
+		require.False(t, inWindow, "round %d: planned onto the busy GPU: %s %s–%s", round, got.Plan.Region, got.Plan.Start, got.Plan.End)
+		_, err = b.s.Cancel(ctx, "", j.ID)
+		require.NoError(t, err)
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,7 +62,7 @@ func (s *Store) forgetSeries(region string) {
 // price schedule, PUE, series (a region with none gets an empty one, which
 // the policy counts at the other regions' mean) and, when active is given,
 // live capacity and the GPUs released and running jobs hold.
-func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Duration, live bool, cached bool) ([]policy.Region, error) {
+func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Duration, live bool, cached bool, activeCache *jobCache) ([]policy.Region, error) {
 	regions := s.regions
 	var active []*greenq.Job
 	if live {
@@ -69,8 +70,17 @@ func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Dura
 		if regions, err = s.Regions(ctx); err != nil {
 			return nil, err
 		}
-		if active, err = s.Active(ctx); err != nil {
-			return nil, err
+		// Busy GPUs only matter in a pool of known size (capacity 0 is
+		// unbounded), so the released and running jobs are read only then.
+		if slices.ContainsFunc(regions, func(r greenq.Region) bool { return r.Capacity > 0 }) {
+			if activeCache != nil {
+				active, err = s.activeCached(ctx, activeCache)
+			} else {
+				active, err = s.Active(ctx)
+			}
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	out := make([]policy.Region, 0, len(regions))
@@ -185,7 +195,7 @@ func (s *Store) planBatch(ctx context.Context, batch []*planWait) {
 		n += len(w.jobs)
 	}
 	cfg := s.policy.WithDefaults()
-	regions, err := s.policyRegions(ctx, now, cfg.Slot, false, true)
+	regions, err := s.policyRegions(ctx, now, cfg.Slot, false, true, nil)
 	if err != nil {
 		s.log.Debug("provisional plan skipped", "err", err)
 		return
