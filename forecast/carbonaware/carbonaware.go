@@ -47,12 +47,11 @@ var _ forecast.Provider = (*Provider)(nil)
 
 // New returns a Provider; client nil means a client with a 30 s timeout.
 func New(cfg Config, client *http.Client) (*Provider, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "http://127.0.0.1:8080"
+	base, err := httpx.BaseURL("carbonaware", cfg.BaseURL, "http://127.0.0.1:8080")
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, greenq.Invalid("providers.carbonaware.base_url", "%q is not an absolute URL", cfg.BaseURL)
-	}
+	cfg.BaseURL = base.String()
 	if cfg.Signal == "" {
 		cfg.Signal = forecast.SignalMarginal
 	}

@@ -42,12 +42,11 @@ var _ forecast.Provider = (*Provider)(nil)
 
 // New returns a Provider; client nil means a client with a 30 s timeout.
 func New(cfg Config, client *http.Client) (*Provider, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.electricitymap.org"
+	base, err := httpx.BaseURL("electricitymaps", cfg.BaseURL, "https://api.electricitymap.org")
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, greenq.Invalid("providers.electricitymaps.base_url", "%q is not an absolute URL", cfg.BaseURL)
-	}
+	cfg.BaseURL = base.String()
 	if cfg.APIKey == "" {
 		return nil, greenq.Invalid("providers.electricitymaps.api_key", "is required")
 	}

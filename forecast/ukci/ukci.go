@@ -44,18 +44,15 @@ var _ forecast.Provider = (*Provider)(nil)
 
 // New returns a Provider; client nil means a client with a 30 s timeout.
 func New(cfg Config, client *http.Client) (*Provider, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.carbonintensity.org.uk"
-	}
 	if cfg.MaxWindows == 0 {
 		cfg.MaxWindows = 4
 	}
 	if cfg.MaxWindows < 0 {
 		return nil, greenq.Invalid("providers.ukci.max_windows", "must be positive, got %d", cfg.MaxWindows)
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, greenq.Invalid("providers.ukci.base_url", "%q is not an absolute URL", cfg.BaseURL)
+	u, err := httpx.BaseURL("ukci", cfg.BaseURL, "https://api.carbonintensity.org.uk")
+	if err != nil {
+		return nil, err
 	}
 	cfg.Now = httpx.Now(cfg.Now)
 	return &Provider{cfg: cfg, base: u, client: httpx.Client(client)}, nil

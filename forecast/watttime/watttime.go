@@ -61,12 +61,11 @@ var _ forecast.Provider = (*Provider)(nil)
 
 // New returns a Provider; client nil means a client with a 30 s timeout.
 func New(cfg Config, client *http.Client) (*Provider, error) {
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = "https://api.watttime.org"
+	base, err := httpx.BaseURL("watttime", cfg.BaseURL, "https://api.watttime.org")
+	if err != nil {
+		return nil, err
 	}
-	if u, err := url.Parse(cfg.BaseURL); err != nil || u.Scheme == "" || u.Host == "" {
-		return nil, greenq.Invalid("providers.watttime.base_url", "%q is not an absolute URL", cfg.BaseURL)
-	}
+	cfg.BaseURL = base.String()
 	if cfg.Username == "" || cfg.Password == "" {
 		return nil, greenq.Invalid("providers.watttime.username", "username and password are required")
 	}

@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
 )
 
@@ -80,4 +82,18 @@ func Now(now func() time.Time) func() time.Time {
 		return now
 	}
 	return time.Now
+}
+
+// BaseURL returns a provider's base URL, def when raw is empty, without a
+// trailing slash; a URL that is not absolute is a config error naming
+// providers.<provider>.base_url.
+func BaseURL(provider, raw, def string) (*url.URL, error) {
+	if raw == "" {
+		raw = def
+	}
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, greenq.Invalid("providers."+provider+".base_url", "%q is not an absolute URL", raw)
+	}
+	return u, nil
 }
