@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -17,6 +18,9 @@ type Collector struct {
 	s       *Store
 	insp    *asynq.Inspector
 	timeout time.Duration
+	// pending and active keep decoded jobs between scrapes, so a scrape
+	// reads only versions and the records that changed.
+	pending, active jobCache
 
 	jobs       *prometheus.Desc
 	jobsRegion *prometheus.Desc
@@ -62,10 +66,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			byRegion[[2]string{string(st), r.Name}] = 0
 		}
 	}
-	pending, err1 := c.s.Pending(ctx)
-	active, err2 := c.s.Active(ctx)
+	pending, err1 := c.s.pendingCached(ctx, &c.pending)
+	active, err2 := c.s.activeCached(ctx, &c.active)
 	if err1 == nil && err2 == nil {
-		for _, j := range append(pending, active...) {
+		for _, j := range slices.Concat(pending, active) {
 			region := ""
 			switch {
 			case j.State == greenq.StateRunning && j.Run != nil:
