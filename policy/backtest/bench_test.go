@@ -324,7 +324,37 @@ func TestBenchVintages(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("### Real forecast vintages vs greenq's own forecaster\n\n| region, days | jobs | forecasts | greenq saves | oracle saves | fraction of oracle savings |\n|---|---|---|---|---|---|\n")
 
-	// GB: NESO actuals, latest published value per half hour.
+	gb, gbv := nesoGB(t, data)
+	var gbJobs []Job
+	durs := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour}
+	for i, s := 0, time.Date(2023, 3, 14, 4, 0, 0, 0, time.UTC); !s.After(time.Date(2023, 3, 16, 15, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(30*time.Minute) {
+		gbJobs = append(gbJobs, Job{ID: fmt.Sprintf("gb-%03d", i), Submit: s, Duration: durs[i%3], GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(24 * time.Hour)})
+	}
+	vintageRows(t, &b, "GB (NESO), 2023-03-14 → 03-17", map[string]forecast.Series{"GB": gb}, map[string][]forecast.Series{"GB": gbv}, gbJobs)
+
+	// CAISO_NORTH: WattTime MOER, 5-min vintages with a 65-min horizon.
+	ca := loadCarbon(t, filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_actual_2023-06-08_2023-07-08.csv"), "CAISO_NORTH")
+	ca.Signal = forecast.SignalMarginal
+	fh, err := os.Open(filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_forecast_2023-06-08_2023-07-08.csv"))
+	require.NoError(t, err)
+	cav, err := ReadForecasts(fh, "watttime forecast", "CAISO_NORTH")
+	fh.Close()
+	require.NoError(t, err)
+	var caJobs []Job
+	for i, s := 0, time.Date(2023, 6, 9, 0, 0, 0, 0, time.UTC); s.Before(time.Date(2023, 7, 8, 20, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(20*time.Minute) {
+		d := []time.Duration{15 * time.Minute, 30 * time.Minute}[i%2]
+		caJobs = append(caJobs, Job{ID: fmt.Sprintf("ca-%04d", i), Submit: s, Duration: d, GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(d + time.Hour)})
+	}
+	vintageRows(t, &b, "CAISO_NORTH (WattTime MOER), 2023-06-09 → 07-08", map[string]forecast.Series{"CAISO_NORTH": ca}, map[string][]forecast.Series{"CAISO_NORTH": cav}, caJobs)
+	b.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed.\n")
+	benchWrite(t, "vintages", b.String())
+}
+
+// nesoGB returns GB's NESO actuals (the latest pt24h snapshot per half
+// hour, less the value the data README calls implausible) and the fw48h
+// forecast vintages of 2023-03-14 → 03-16.
+func nesoGB(t *testing.T, data string) (forecast.Series, []forecast.Series) {
+	t.Helper()
 	rows := readCSV(t, filepath.Join(data, "forecasts", "neso_gb_national_pt24h_snapshots_2023-03-14_2023-03-18.csv"))
 	latest := map[string][2]string{}
 	for _, r := range rows[1:] {
@@ -352,29 +382,7 @@ func TestBenchVintages(t *testing.T) {
 	gbv, err := ReadForecasts(fh, "neso fw48h", "GB")
 	fh.Close()
 	require.NoError(t, err)
-	var gbJobs []Job
-	durs := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour}
-	for i, s := 0, time.Date(2023, 3, 14, 4, 0, 0, 0, time.UTC); !s.After(time.Date(2023, 3, 16, 15, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(30*time.Minute) {
-		gbJobs = append(gbJobs, Job{ID: fmt.Sprintf("gb-%03d", i), Submit: s, Duration: durs[i%3], GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(24 * time.Hour)})
-	}
-	vintageRows(t, &b, "GB (NESO), 2023-03-14 → 03-17", map[string]forecast.Series{"GB": gb}, map[string][]forecast.Series{"GB": gbv}, gbJobs)
-
-	// CAISO_NORTH: WattTime MOER, 5-min vintages with a 65-min horizon.
-	ca := loadCarbon(t, filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_actual_2023-06-08_2023-07-08.csv"), "CAISO_NORTH")
-	ca.Signal = forecast.SignalMarginal
-	fh, err = os.Open(filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_forecast_2023-06-08_2023-07-08.csv"))
-	require.NoError(t, err)
-	cav, err := ReadForecasts(fh, "watttime forecast", "CAISO_NORTH")
-	fh.Close()
-	require.NoError(t, err)
-	var caJobs []Job
-	for i, s := 0, time.Date(2023, 6, 9, 0, 0, 0, 0, time.UTC); s.Before(time.Date(2023, 7, 8, 20, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(20*time.Minute) {
-		d := []time.Duration{15 * time.Minute, 30 * time.Minute}[i%2]
-		caJobs = append(caJobs, Job{ID: fmt.Sprintf("ca-%04d", i), Submit: s, Duration: d, GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(d + time.Hour)})
-	}
-	vintageRows(t, &b, "CAISO_NORTH (WattTime MOER), 2023-06-09 → 07-08", map[string]forecast.Series{"CAISO_NORTH": ca}, map[string][]forecast.Series{"CAISO_NORTH": cav}, caJobs)
-	b.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed.\n")
-	benchWrite(t, "vintages", b.String())
+	return gb, gbv
 }
 
 func vintageRows(t *testing.T, b *strings.Builder, label string, carbon map[string]forecast.Series, vint map[string][]forecast.Series, jobs []Job) {
