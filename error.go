@@ -30,6 +30,7 @@ type Error struct {
 	Field   string    `json:"field,omitempty"`
 }
 
+// Error implements error: the field, when set, then the message.
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s", e.Field, e.Message)

@@ -22,6 +22,7 @@ type RateLimitError struct {
 	RetryAfter time.Duration
 }
 
+// Error implements error.
 func (e *RateLimitError) Error() string {
 	if e.RetryAfter > 0 {
 		return fmt.Sprintf("%s: rate limited, retry after %s", e.Provider, e.RetryAfter)
@@ -37,6 +38,7 @@ type StatusError struct {
 	Body     string
 }
 
+// Error implements error.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: HTTP %d: %s", e.Provider, e.Code, e.Body)
 }

@@ -47,10 +47,12 @@ type ParseError struct {
 	Err          error
 }
 
+// Error implements error as file:line:column: cause.
 func (e *ParseError) Error() string {
 	return fmt.Sprintf("%s:%d:%d: %v", e.File, e.Line, e.Column, e.Err)
 }
 
+// Unwrap returns the cause.
 func (e *ParseError) Unwrap() error { return e.Err }
 
 // csvFile wraps encoding/csv with positions for error messages.
