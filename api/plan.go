@@ -232,6 +232,11 @@ func (s *Server) explain(r *http.Request, p principal, id string, now time.Time)
 		x.Why = "not planned yet: this is the option the planner would pick now"
 	}
 	if baseline != nil {
+		// The baseline row stands for the run-now option of its region,
+		// which the search may have listed too.
+		opts = slices.DeleteFunc(opts, func(o Option) bool {
+			return o.Region == baseline.Region && o.Start.Sub(baseline.Start).Abs() < time.Second
+		})
 		baseline.Rejected = "run-now baseline"
 		opts = append(opts, *baseline)
 	}

@@ -243,7 +243,11 @@ func TestPlanAndExplain(t *testing.T) {
 	// planner may add runner-up windows of its own).
 	regions := map[string]bool{}
 	baseline := false
+	seen := map[string]bool{}
 	for _, o := range x.Alternatives {
+		key := o.Region + " " + o.Start.UTC().Format(time.RFC3339)
+		require.False(t, seen[key], "option %s listed twice: %+v", key, x.Alternatives)
+		seen[key] = true
 		require.NotEmpty(t, o.Rejected)
 		require.LessOrEqual(t, x.Chosen.ExpectedGCO2, o.ExpectedGCO2)
 		regions[o.Region] = true
