@@ -90,9 +90,11 @@ func measureLeadError(actual forecast.Series, vintages []forecast.Series, bucket
 	le := leadError{Bucket: bucket, Corr: xy / math.Sqrt(xx*yy)}
 	mean := sumA / float64(nA)
 	for b := range sq {
-		if n[b] > 0 {
-			le.Sigma = append(le.Sigma, math.Sqrt(sq[b]/float64(n[b]))/mean)
+		if n[b] == 0 && b > 0 {
+			le.Sigma = append(le.Sigma, le.Sigma[b-1]) // no sample at this lead: keep the bucket's place
+			continue
 		}
+		le.Sigma = append(le.Sigma, math.Sqrt(sq[b]/float64(max(n[b], 1)))/mean)
 	}
 	return le
 }
