@@ -12,14 +12,17 @@ type ErrorCode string
 
 // Error codes, as they appear in the API's error body.
 const (
-	CodeInvalidArgument ErrorCode = "invalid_argument" // 400, exit 2
-	CodeUnauthenticated ErrorCode = "unauthenticated"  // 401, exit 2
-	CodeNotFound        ErrorCode = "not_found"        // 404, exit 1
-	CodeConflict        ErrorCode = "conflict"         // 409, exit 1
-	CodeTooLarge        ErrorCode = "too_large"        // 413, exit 2
-	CodeRateLimited     ErrorCode = "rate_limited"     // 429, exit 1
-	CodeUnavailable     ErrorCode = "unavailable"      // 503, exit 1
-	CodeInternal        ErrorCode = "internal"         // 500, exit 1
+	CodeInvalidArgument      ErrorCode = "invalid_argument"       // 400, exit 2
+	CodeUnauthenticated      ErrorCode = "unauthenticated"        // 401, exit 2
+	CodeForbidden            ErrorCode = "forbidden"              // 403, exit 2
+	CodeNotFound             ErrorCode = "not_found"              // 404, exit 1
+	CodeMethodNotAllowed     ErrorCode = "method_not_allowed"     // 405 (with Allow), exit 2
+	CodeConflict             ErrorCode = "conflict"               // 409, exit 1
+	CodeTooLarge             ErrorCode = "too_large"              // 413, exit 2
+	CodeUnsupportedMediaType ErrorCode = "unsupported_media_type" // 415, exit 2
+	CodeRateLimited          ErrorCode = "rate_limited"           // 429, exit 1
+	CodeUnavailable          ErrorCode = "unavailable"            // 503, exit 1
+	CodeInternal             ErrorCode = "internal"               // 500, exit 1
 )
 
 // Error is greenq's application error: a code, a message for people, and,
@@ -64,14 +67,17 @@ func ErrorCodeOf(err error) ErrorCode {
 
 // errorTable is the one place codes become HTTP statuses and exit codes.
 var errorTable = map[ErrorCode]struct{ status, exit int }{
-	CodeInvalidArgument: {http.StatusBadRequest, 2},
-	CodeUnauthenticated: {http.StatusUnauthorized, 2},
-	CodeNotFound:        {http.StatusNotFound, 1},
-	CodeConflict:        {http.StatusConflict, 1},
-	CodeTooLarge:        {http.StatusRequestEntityTooLarge, 2},
-	CodeRateLimited:     {http.StatusTooManyRequests, 1},
-	CodeUnavailable:     {http.StatusServiceUnavailable, 1},
-	CodeInternal:        {http.StatusInternalServerError, 1},
+	CodeInvalidArgument:      {http.StatusBadRequest, 2},
+	CodeUnauthenticated:      {http.StatusUnauthorized, 2},
+	CodeForbidden:            {http.StatusForbidden, 2},
+	CodeNotFound:             {http.StatusNotFound, 1},
+	CodeMethodNotAllowed:     {http.StatusMethodNotAllowed, 2},
+	CodeConflict:             {http.StatusConflict, 1},
+	CodeTooLarge:             {http.StatusRequestEntityTooLarge, 2},
+	CodeUnsupportedMediaType: {http.StatusUnsupportedMediaType, 2},
+	CodeRateLimited:          {http.StatusTooManyRequests, 1},
+	CodeUnavailable:          {http.StatusServiceUnavailable, 1},
+	CodeInternal:             {http.StatusInternalServerError, 1},
 }
 
 // HTTPStatus returns the HTTP status for code (500 for an unknown code).

@@ -109,6 +109,9 @@ type Job struct {
 	// EstimateSource says where DurationEstimateS and the planned energy came
 	// from: "user", "measured" (an earlier run of the same name) or "default".
 	EstimateSource string `json:"estimate_source,omitempty"`
+	// JobSpec is what the job carries to the worker: env, secret names,
+	// workdir, image and how it is stopped.
+	JobSpec
 	// Attempts counts starts of the job by workers (retries after a worker
 	// died show here).
 	Attempts int      `json:"attempts"`
@@ -119,6 +122,26 @@ type Job struct {
 	// Segments records the run segments actually done (interruptible jobs
 	// may have several).
 	Segments []RunSegment `json:"segments,omitempty"`
+	// Outputs lists what the job left in GREENQ_OUTPUT_DIR, as of its
+	// latest run.
+	Outputs *Outputs `json:"outputs,omitempty"`
+}
+
+// Outputs are the files a job wrote to its output directory, and where
+// they are kept.
+type Outputs struct {
+	// Location is the job's output directory on the region's shared
+	// storage, or its object-store URL (file://, s3://…).
+	Location string       `json:"location"`
+	Files    []OutputFile `json:"files"`
+	// Bytes is the files' total size.
+	Bytes int64 `json:"bytes"`
+}
+
+// OutputFile is one output file, by its path relative to Location.
+type OutputFile struct {
+	Path  string `json:"path"`
+	Bytes int64  `json:"bytes"`
 }
 
 // Duration returns the job's estimated run time.

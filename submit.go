@@ -40,6 +40,7 @@ type SubmitRequest struct {
 	MaxPriceUSDPerGPUHour float64           `json:"max_price_usd_per_gpu_hour,omitempty"`
 	PowerW                float64           `json:"power_w,omitempty"`
 	FunctionalUnit        string            `json:"functional_unit,omitempty"`
+	JobSpec
 }
 
 // ParseDeadline reads s as an RFC 3339 time or as a Go duration from now.
@@ -159,7 +160,7 @@ func (r *SubmitRequest) validateFields(knownRegions []string) error {
 	if len(r.FunctionalUnit) > 200 {
 		return Invalid("functional_unit", "must be at most 200 bytes")
 	}
-	return nil
+	return r.JobSpec.validate()
 }
 
 func bad(f float64) bool { return math.IsNaN(f) || math.IsInf(f, 0) || f < 0 }

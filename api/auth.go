@@ -42,6 +42,10 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	if h == "" {
 		return principal{}, greenq.Errorf(greenq.CodeUnauthenticated, "missing bearer token: send Authorization: Bearer <token> (GREENQ_TOKEN)")
 	}
+	if len(r.Header.Values("Authorization")) > 1 {
+		// Proxies and servers disagree on which of several counts.
+		return principal{}, greenq.Errorf(greenq.CodeUnauthenticated, "send one Authorization header, not several")
+	}
 	tok = strings.TrimSpace(tok)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return principal{}, greenq.Errorf(greenq.CodeUnauthenticated, "the Authorization header must be Bearer <token>")

@@ -63,10 +63,21 @@ func TestDashboardInChromium(t *testing.T) {
 		`<path class="actual"`, `<path class="forecast"`, `class="job running"`, `class="job planned"`,
 		`class="deadline"`, "resnet-finetune", "bert-sweep-t1", "nightly-infer", "llm-eval",
 		`id="region-uk"`, `id="region-eu-central"`, `id="region-us-west"`, "jobs deferred", "gCO2e saved", `href="/report"`,
+		`href="#log=d-4"`,
 	} {
 		require.Contains(t, dom, want)
 	}
 	require.NotContains(t, dom, "Could not load")
+
+	// The log link opens the job's output in the page, as its own origin
+	// fetches it.
+	b.store.mu.Lock()
+	b.store.logs["d-4"] = []byte("epoch 1 of nightly-infer <b>not markup</b>\n")
+	b.store.mu.Unlock()
+	dom = run("--dump-dom", ts.URL+"/#log=d-4")
+	require.Contains(t, dom, "Log of d-4")
+	require.Contains(t, dom, "epoch 1 of nightly-infer &lt;b&gt;not markup&lt;/b&gt;")
+	require.Contains(t, dom, "running · following")
 
 	shot := filepath.Join(artifactDir(t), "dashboard.png")
 	run("--screenshot="+shot, ts.URL+"/")

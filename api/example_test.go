@@ -20,6 +20,7 @@ func ExampleNew() {
 		panic(err)
 	}
 	req := httptest.NewRequest("POST", "/v1/jobs", strings.NewReader(`{"command":["python","train.py"],"deadline":"24h"}`))
+	req.Header.Set("Content-Type", "application/json")
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, req)
 	fmt.Println(rec.Code, srv.Open())

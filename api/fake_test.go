@@ -245,13 +245,23 @@ func (f *fakeStore) Cancel(ctx context.Context, tenant, id string) (*greenq.Job,
 	return &c, nil
 }
 
-func (f *fakeStore) Logs(ctx context.Context, tenant, id string) ([]byte, error) {
+// LogsFrom serves the stored bytes after offset (the fake never cuts);
+// with advance, each read moves the job on like Get.
+func (f *fakeStore) LogsFrom(ctx context.Context, tenant, id string, offset int64) (*queue.Log, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if _, err := f.lookup(tenant, id); err != nil {
+	j, err := f.lookup(tenant, id)
+	if err != nil {
 		return nil, err
 	}
-	return f.logs[id], nil
+	if f.advance {
+		f.step(j)
+	}
+	b := f.logs[id]
+	if offset < 0 || offset > int64(len(b)) {
+		return nil, greenq.Invalid("offset", "is past the end of the log (%d bytes written so far), got %d", len(b), offset)
+	}
+	return &queue.Log{Data: b[offset:], Offset: int64(len(b)), State: j.State}, nil
 }
 
 func (f *fakeStore) Pending(ctx context.Context) ([]*greenq.Job, error) {

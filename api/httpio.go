@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/greenq/greenq"
@@ -112,7 +115,189 @@ func decodeBytes(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return greenq.Invalid("body", "has data after the JSON value")
 	}
+	return strictNames(body, reflect.TypeOf(v))
+}
+
+// strictNames refuses two things encoding/json quietly accepts but the
+// OpenAPI schema (and most other parsers, e.g. a validating proxy) read
+// differently: a member given twice in one object (encoding/json keeps the
+// last), and a field named in another case ("COMMAND", "Command"), which
+// encoding/json matches to the field. It runs after a successful decode,
+// so body is one valid JSON value within the decoder's depth limit.
+func strictNames(body []byte, t reflect.Type) error {
+	err := walkNames(json.NewDecoder(bytes.NewReader(body)), t)
+	if err == nil {
+		return nil
+	}
+	ne, ok := err.(*nameError)
+	if !ok {
+		return greenq.Invalid("body", "is not valid JSON: %v", err)
+	}
+	var field strings.Builder
+	for i := len(ne.path) - 1; i >= 0; i-- {
+		if seg := ne.path[i]; strings.HasPrefix(seg, "[") || field.Len() == 0 {
+			field.WriteString(seg)
+		} else {
+			field.WriteString("." + seg)
+		}
+	}
+	if field.Len() == 0 {
+		field.WriteString("body")
+	}
+	return greenq.Invalid(field.String(), "%s", ne.msg)
+}
+
+// nameError is a refused member name; path runs from it outwards (struct
+// fields by name, array elements as [i]), as the API's fields do
+// (jobs[1].deadline). A repeated map key names the map.
+type nameError struct {
+	path []string
+	msg  string
+}
+
+func (e *nameError) Error() string { return e.msg }
+
+// nameRules is what walkNames needs to know of a Go type.
+type nameRules struct {
+	fields map[string]reflect.Type // a struct's JSON names; nil otherwise
+	elem   reflect.Type            // a map's, slice's or array's element
+	free   bool                    // any names: not a struct, or one with its own UnmarshalJSON
+}
+
+var (
+	unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
+	rulesCache      sync.Map // reflect.Type → *nameRules
+)
+
+func rulesOf(t reflect.Type) *nameRules {
+	if t == nil {
+		return &nameRules{free: true}
+	}
+	if r, ok := rulesCache.Load(t); ok {
+		return r.(*nameRules)
+	}
+	r := &nameRules{free: true}
+	et := t
+	for et.Kind() == reflect.Pointer {
+		et = et.Elem()
+	}
+	switch {
+	case et.Implements(unmarshalerType) || reflect.PointerTo(et).Implements(unmarshalerType):
+	case et.Kind() == reflect.Struct:
+		r.fields, r.free = jsonFields(et, nil), false
+	case et.Kind() == reflect.Map, et.Kind() == reflect.Slice, et.Kind() == reflect.Array:
+		r.elem = et.Elem()
+	}
+	got, _ := rulesCache.LoadOrStore(t, r)
+	return got.(*nameRules)
+}
+
+// walkNames reads one value from dec, checking the member names of objects
+// that decode into t (nil: any names, only no repeats).
+func walkNames(dec *json.Decoder, t reflect.Type) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	rules := rulesOf(t)
+	switch tok {
+	case json.Delim('{'):
+		var few []string         // names seen, while few
+		var many map[string]bool // then
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			name, _ := kt.(string)
+			elem := rules.elem
+			if !rules.free {
+				ft, ok := rules.fields[name]
+				if !ok {
+					return &nameError{path: []string{name}, msg: "is not a known field (names are case-sensitive)"}
+				}
+				elem = ft
+			}
+			if many == nil && len(few) == 16 {
+				many = map[string]bool{}
+				for _, n := range few {
+					many[n] = true
+				}
+			}
+			dup := false
+			if many != nil {
+				dup, many[name] = many[name], true
+			} else {
+				dup, few = slices.Contains(few, name), append(few, name)
+			}
+			if dup {
+				var path []string
+				if !rules.free {
+					path = []string{name}
+				}
+				return &nameError{path: path, msg: fmt.Sprintf("is given more than once (%q)", name)}
+			}
+			if err := walkNames(dec, elem); err != nil {
+				if ne, ok := err.(*nameError); ok && !rules.free {
+					ne.path = append(ne.path, name)
+				}
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	case json.Delim('['):
+		for i := 0; dec.More(); i++ {
+			if err := walkNames(dec, rules.elem); err != nil {
+				if ne, ok := err.(*nameError); ok {
+					ne.path = append(ne.path, fmt.Sprintf("[%d]", i))
+				}
+				return err
+			}
+		}
+		_, err = dec.Token()
+		return err
+	}
 	return nil
+}
+
+// jsonFields adds the JSON names of struct t's fields, promoted ones
+// included, to into (a new map when nil) with their types. A shallower
+// field hides a promoted one of the same name, as in encoding/json.
+func jsonFields(t reflect.Type, into map[string]reflect.Type) map[string]reflect.Type {
+	if into == nil {
+		into = map[string]reflect.Type{}
+	}
+	var embedded []reflect.Type
+	for f := range t.Fields() {
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if ft := f.Type; f.Anonymous && name == "" {
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				embedded = append(embedded, ft)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if _, ok := into[name]; !ok {
+			into[name] = f.Type
+		}
+	}
+	for _, et := range embedded {
+		jsonFields(et, into)
+	}
+	return into
 }
 
 // invalidUTF8Field names the top-level field whose value holds invalid
@@ -138,7 +323,7 @@ func decodeError(err error) error {
 		return greenq.Invalid("body", "is not valid JSON (at byte %d): %s", syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
 	case errors.As(err, &typ):
 		// Fields of the embedded request show under its type name.
-		field := strings.ReplaceAll(typ.Field, "SubmitRequest.", "")
+		field := indexPath(strings.ReplaceAll(typ.Field, "SubmitRequest.", ""))
 		if field == "" {
 			field = "body"
 		}
@@ -171,6 +356,24 @@ func decodeError(err error) error {
 		return greenq.Invalid(name, "is not a known field")
 	}
 	return greenq.Invalid("body", "%s", strings.TrimPrefix(err.Error(), "json: "))
+}
+
+// indexPath writes encoding/json's element path (jobs.1.gpus) as the API's
+// fields do (jobs[1].gpus).
+func indexPath(field string) string {
+	parts := strings.Split(field, ".")
+	var b strings.Builder
+	for i, p := range parts {
+		if _, err := strconv.ParseUint(p, 10, 64); err == nil && i > 0 {
+			b.WriteString("[" + p + "]")
+			continue
+		}
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(p)
+	}
+	return b.String()
 }
 
 func asError(err error) (*greenq.Error, bool) {

@@ -37,20 +37,25 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 		return err
 	}
 	if b.Jobs == nil {
-		jobs, raw, err := s.submitOne(r, p.tenant, b.SubmitRequest)
+		sub, err := s.submitOne(r, p.tenant, b.SubmitRequest)
 		if err != nil {
 			return fmt.Errorf("submit job: %w", err)
 		}
-		if len(jobs) == 1 && b.Trials <= 1 {
-			w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(jobs[0].ID))
-			if raw != nil {
-				writeRaw(w, http.StatusCreated, raw[0])
+		// A retry under the same idempotency key creates nothing: 200.
+		status := http.StatusCreated
+		if sub.Existing {
+			status = http.StatusOK
+		}
+		if len(sub.Jobs) == 1 && b.Trials <= 1 {
+			w.Header().Set("Location", "/v1/jobs/"+url.PathEscape(sub.Jobs[0].ID))
+			if sub.JSON != nil {
+				writeRaw(w, status, sub.JSON[0])
 				return nil
 			}
-			writeJSON(w, http.StatusCreated, jobs[0])
+			writeJSON(w, status, sub.Jobs[0])
 			return nil
 		}
-		writeJobList(w, jobs, raw)
+		writeJobList(w, status, sub.Jobs, sub.JSON)
 		return nil
 	}
 	if !reflect.DeepEqual(b.SubmitRequest, greenq.SubmitRequest{}) {
@@ -65,46 +70,47 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 		hasRaw = true
 	)
 	for i, req := range b.Jobs {
-		jobs, raw, err := s.submitOne(r, p.tenant, req)
+		sub, err := s.submitOne(r, p.tenant, req)
 		if err != nil {
 			return fmt.Errorf("submit job %d of %d: %w", i+1, len(b.Jobs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
 		}
-		all = append(all, jobs...)
-		allRaw = append(allRaw, raw...)
-		hasRaw = hasRaw && raw != nil
+		all = append(all, sub.Jobs...)
+		allRaw = append(allRaw, sub.JSON...)
+		hasRaw = hasRaw && sub.JSON != nil
 	}
 	if !hasRaw {
 		allRaw = nil
 	}
-	writeJobList(w, all, allRaw)
+	writeJobList(w, http.StatusCreated, all, allRaw)
 	return nil
 }
 
 // jsonSubmitter is a store that hands back the JSON of the jobs it stored
-// (*queue.Store does), so the answer is not encoded a second time.
+// and says whether they were stored before (*queue.Store does), so the
+// answer is not encoded a second time.
 type jsonSubmitter interface {
-	SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error)
+	SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) (queue.Submitted, error)
 }
 
-// submitOne stores one request's jobs and returns their JSON when the
-// store has it (nil otherwise).
-func (s *Server) submitOne(r *http.Request, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error) {
+// submitOne stores one request's jobs and returns them, with their JSON when
+// the store has it (nil otherwise).
+func (s *Server) submitOne(r *http.Request, tenant string, req greenq.SubmitRequest) (queue.Submitted, error) {
 	if js, ok := s.store.(jsonSubmitter); ok {
-		jobs, raw, err := js.SubmitJSON(r.Context(), tenant, req)
-		if len(raw) != len(jobs) {
-			raw = nil
+		sub, err := js.SubmitJSON(r.Context(), tenant, req)
+		if len(sub.JSON) != len(sub.Jobs) {
+			sub.JSON = nil
 		}
-		return jobs, raw, err
+		return sub, err
 	}
 	jobs, err := s.store.Submit(r.Context(), tenant, req)
-	return jobs, nil, err
+	return queue.Submitted{Jobs: jobs}, err
 }
 
-// writeJobList answers 201 with JobList{Jobs: jobs}, from raw (each job's
-// JSON, as writeJSON would encode it) when given.
-func writeJobList(w http.ResponseWriter, jobs []*greenq.Job, raw [][]byte) {
+// writeJobList answers status with JobList{Jobs: jobs}, from raw (each
+// job's JSON, as writeJSON would encode it) when given.
+func writeJobList(w http.ResponseWriter, status int, jobs []*greenq.Job, raw [][]byte) {
 	if raw == nil || len(raw) != len(jobs) {
-		writeJSON(w, http.StatusCreated, JobList{Jobs: nonNil(jobs)})
+		writeJSON(w, status, JobList{Jobs: nonNil(jobs)})
 		return
 	}
 	n := len(`{"jobs":[]}`) + len(raw)
@@ -120,7 +126,7 @@ func writeJobList(w http.ResponseWriter, jobs []*greenq.Job, raw [][]byte) {
 		out = append(out, b...)
 	}
 	out = append(out, "]}"...)
-	writeRaw(w, http.StatusCreated, out)
+	writeRaw(w, status, out)
 }
 
 // validateBatch checks every request before any is stored, so a bad one
@@ -188,20 +194,6 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request, p principal) err
 		return fmt.Errorf("cancel job %s: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, j)
-	return nil
-}
-
-func (s *Server) logs(w http.ResponseWriter, r *http.Request, p principal) error {
-	id, err := jobID(r)
-	if err != nil {
-		return err
-	}
-	b, err := s.store.Logs(r.Context(), p.scope(), id)
-	if err != nil {
-		return fmt.Errorf("read logs of job %s: %w", id, err)
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	_, _ = w.Write(b)
 	return nil
 }
 

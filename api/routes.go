@@ -61,8 +61,8 @@ func (s *Server) routes() {
 	s.mux = m
 }
 
-// notFound answers unknown paths, and known paths with the wrong method,
-// in the API's error shape.
+// notFound answers unknown paths (404), and known paths with the wrong
+// method (405 with Allow), in the API's error shape.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
@@ -77,7 +77,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allowed) > 0 {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
-		s.writeError(w, r, greenq.Errorf(greenq.CodeNotFound, "%s is not served on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
+		s.writeError(w, r, greenq.Errorf(greenq.CodeMethodNotAllowed, "%s is not served on %s; use %s", r.Method, r.URL.Path, strings.Join(allowed, " or ")))
 		return
 	}
 	s.writeError(w, r, greenq.Errorf(greenq.CodeNotFound, "no such endpoint: %s %s (see /openapi.json)", r.Method, r.URL.Path))

@@ -56,6 +56,11 @@ type Config struct {
 	RatePerSecond float64
 	// Burst is each token's burst on top of RatePerSecond. Default 40.
 	Burst int
+	// AllowedOrigins lists the web origins (scheme://host[:port]) other than
+	// the server's own whose pages may call the API from a browser
+	// (greenq.yaml api.allowed_origins), e.g. a notebook server's. Requests
+	// from any other origin are refused (see guard). Default none.
+	AllowedOrigins []string
 	// RequestTimeout bounds each request's work (503 beyond). Default 30s.
 	RequestTimeout time.Duration
 	// ForecastMaxAge is how old a region's forecast may be before /readyz
@@ -111,6 +116,9 @@ func (c Config) WithDefaults() Config {
 }
 
 func (c Config) validate() error {
+	if err := validateOrigins(c.AllowedOrigins); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, t := range c.Tokens {
 		if strings.TrimSpace(t.Tenant) == "" {
@@ -211,8 +219,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	r = r.WithContext(ctx)
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	s.mux.ServeHTTP(rec, r)
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	s.corsHeaders(w, r)
+	switch err := s.guard(r); {
+	case err != nil:
+		drain(r.Body)
+		s.writeError(rec, r, err)
+	case r.Method == http.MethodOptions:
+		s.preflight(rec, r)
+	default:
+		s.mux.ServeHTTP(rec, r)
+	}
 	route := r.Pattern
 	if route == "" || route == "/" {
 		route = "unmatched"

@@ -147,10 +147,21 @@ func TestOpenModeServesLoopbackOnly(t *testing.T) {
 		_, _, msg := res.err(t)
 		require.Contains(t, msg, "loopback")
 	}
-	for _, addr := range []string{"[::1]:4000", "127.0.0.2:1"} {
+	for addr, host := range map[string]string{"[::1]:4000": "[::1]:8080", "127.0.0.2:1": "localhost:8080", "127.0.0.1:2": "127.0.0.1"} {
 		req := httptest.NewRequest("GET", "/v1/jobs", nil)
-		req.RemoteAddr = addr
+		req.RemoteAddr, req.Host = addr, host
 		require.Equal(t, http.StatusOK, b.serve(t, req).Status, addr)
+	}
+	// A name that resolves to loopback only through DNS (rebinding) is
+	// not this server's: refused, naming Host.
+	for _, host := range []string{"evil.example:8080", "127.0.0.1.nip.io", "localhost.evil.example"} {
+		req := httptest.NewRequest("GET", "/v1/jobs", nil)
+		req.RemoteAddr, req.Host = "127.0.0.1:40000", host
+		res := b.serve(t, req)
+		require.Equal(t, http.StatusForbidden, res.Status, host)
+		code, field, _ := res.err(t)
+		require.Equal(t, "forbidden", code)
+		require.Equal(t, "Host", field)
 	}
 	s, err := New(Config{Tokens: testTokens()}, b.store)
 	require.NoError(t, err)
@@ -196,6 +207,7 @@ func TestBodyLimit(t *testing.T) {
 	req := httptest.NewRequest("POST", "/v1/jobs", struct{ *strings.Reader }{body(big)})
 	req.ContentLength = -1
 	req.Header.Set("Authorization", "Bearer "+aliceToken)
+	req.Header.Set("Content-Type", "application/json")
 	res = b.serve(t, req)
 	require.Equal(t, http.StatusRequestEntityTooLarge, res.Status)
 	require.Zero(t, b.store.submits)
@@ -331,7 +343,7 @@ func TestUnknownRoutesAndMethods(t *testing.T) {
 	code, _, _ := res.err(t)
 	require.Equal(t, "not_found", code)
 	res = b.do(t, "DELETE", "/v1/jobs/x", aliceToken, nil)
-	require.Equal(t, http.StatusNotFound, res.Status)
+	require.Equal(t, http.StatusMethodNotAllowed, res.Status)
 	require.Equal(t, "GET", res.Header.Get("Allow"))
 }
 

@@ -19,7 +19,10 @@ type Jobs interface {
 	// List returns one page of jobs and the cursor of the next ("" at the end).
 	List(ctx context.Context, opts queue.ListOptions) ([]*greenq.Job, string, error)
 	Cancel(ctx context.Context, tenant, id string) (*greenq.Job, error)
-	Logs(ctx context.Context, tenant, id string) ([]byte, error)
+	// LogsFrom returns the job's kept output after the first offset bytes
+	// (queue.Log); an offset past the end gives CodeInvalidArgument naming
+	// "offset".
+	LogsFrom(ctx context.Context, tenant, id string, offset int64) (*queue.Log, error)
 }
 
 // Plans lists the jobs the planner still owns (pending and planned), of

@@ -239,11 +239,21 @@ func TestSystemdUnits(t *testing.T) {
 			require.Equal(t, "yes", u.one("Service", "NoNewPrivileges"))
 			require.Equal(t, "strict", u.one("Service", "ProtectSystem"))
 			require.Equal(t, "yes", u.one("Service", "PrivateTmp"))
-			require.Equal(t, "", u.one("Service", "CapabilityBoundingSet"))
 			require.Contains(t, s, "CapabilityBoundingSet")
 			dynamic := u.one("Service", "DynamicUser") == "yes"
 			user := u.one("Service", "User")
-			require.True(t, dynamic || (user != "" && user != "root" && user != "0"), "run as DynamicUser or a non-root User")
+			if tt.cmd == "worker" {
+				// Root with only what starting jobs as another user takes,
+				// so a job cannot read the worker's environment or config.
+				require.Empty(t, user, "the worker runs as root to start jobs as greenq-job")
+				require.ElementsMatch(t, []string{"CAP_SETUID", "CAP_SETGID", "CAP_CHOWN", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER"},
+					strings.Fields(u.one("Service", "CapabilityBoundingSet")))
+				require.Contains(t, s["ExecStart"][0], "--run-as-user=greenq-job")
+				require.Equal(t, "greenq.yaml:/etc/greenq/greenq.yaml", u.one("Service", "LoadCredential"), "the config reaches the worker as a root-only credential")
+			} else {
+				require.Equal(t, "", u.one("Service", "CapabilityBoundingSet"))
+				require.True(t, dynamic || (user != "" && user != "root" && user != "0"), "run as DynamicUser or a non-root User")
+			}
 
 			// Environment=: defaults only, never credentials (EnvironmentFile for those).
 			vars := map[string]string{}
@@ -261,6 +271,9 @@ func TestSystemdUnits(t *testing.T) {
 			require.Len(t, s["ExecStart"], 1)
 			exec := strings.ReplaceAll(s["ExecStart"][0], "%i", tt.instance)
 			exec = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`).ReplaceAllStringFunc(exec, func(m string) string {
+				if m == "${CREDENTIALS_DIRECTORY}" { // set by systemd for LoadCredential
+					return "/run/credentials/" + tt.file
+				}
 				v, ok := vars[m[2:len(m)-1]]
 				require.True(t, ok, "%s: %s has no default in Environment=", tt.file, m)
 				return v

@@ -75,8 +75,32 @@ type Region struct {
 	Series forecast.Series
 	// Capacity is the pool's GPUs; 0 means unbounded (unknown).
 	Capacity int
+	// Workers lists the GPUs of each machine (worker or cluster node) of
+	// the pool, when known. A job runs on one machine, so a job of N GPUs
+	// can use only machines with at least N: GPUs on smaller ones are no
+	// room for it (two 2-GPU workers do not hold a 3-GPU job). When set,
+	// the pool's capacity is their sum and Capacity is ignored; empty
+	// means Capacity GPUs that any job may use.
+	Workers []int
+	// MaxJobGPUs is the largest job the pool can run at all: its largest
+	// machine, counting ones that are not up now. A job needing more is
+	// never planned here. 0 means the largest of Workers, or no limit when
+	// Workers is empty.
+	MaxJobGPUs int
 	// Busy lists capacity already committed.
 	Busy []Usage
+}
+
+// Fits reports whether a job of gpus GPUs can run in r at all (see
+// MaxJobGPUs).
+func (r Region) Fits(gpus int) bool {
+	m := r.MaxJobGPUs
+	if m <= 0 {
+		for _, w := range r.Workers {
+			m = max(m, w)
+		}
+	}
+	return m <= 0 || max(gpus, 1) <= m
 }
 
 // Config tunes the planner. The zero value is usable: WithDefaults fills it.

@@ -43,6 +43,7 @@ type FinishRequest struct {
 	Error    string
 	Segment  greenq.RunSegment
 	Receipt  *greenq.Receipt // nil when paused
+	Outputs  *greenq.Outputs // what the job left in its output directory; nil: unchanged
 }
 
 // RunPayload is the JSON payload of a TaskTypeRun task.

@@ -14,7 +14,7 @@ import (
 // Job records and every index over them share one hash tag ({prefix}) so a
 // submit, a state transition and its index moves run in one Lua script on
 // one Cluster slot: atomicity across record and indexes is what rules out
-// half-written jobs. Logs, the bulky part (up to LogTailBytes each), are
+// half-written jobs. Logs, the bulky part (up to LogBytes each), are
 // keyed by the job's own tag ({id}) so they spread over the cluster; they
 // are never written in the same script as the record.
 type keys struct {
@@ -35,6 +35,8 @@ func validPrefix(p string) error {
 
 func (k keys) job(id string) string           { return k.tag + ":job:" + id }
 func (k keys) log(id string) string           { return k.prefix + ":log:{" + id + "}" }
+func (k keys) logTail(id string) string       { return k.prefix + ":log:{" + id + "}:tail" }
+func (k keys) logMeta(id string) string       { return k.prefix + ":log:{" + id + "}:meta" }
 func (k keys) all() string                    { return k.tag + ":jobs" }
 func (k keys) tenant(t string) string         { return k.tag + ":tenant:" + t }
 func (k keys) group(g string) string          { return k.tag + ":group:" + g }

@@ -191,35 +191,6 @@ func (s *Store) inStates(ctx context.Context, states ...greenq.State) ([]*row, e
 	return out, nil
 }
 
-// Logs returns the kept tail of job id's output (at most LogTailBytes).
-func (s *Store) Logs(ctx context.Context, tenant, id string) ([]byte, error) {
-	if _, err := s.Get(ctx, tenant, id); err != nil {
-		return nil, fmt.Errorf("logs: %w", err)
-	}
-	b, err := s.rdb.GetRange(ctx, s.k.log(id), int64(-s.tail), -1).Bytes()
-	if err != nil {
-		return nil, redisErr("logs", err)
-	}
-	return b, nil
-}
-
-// AppendLog adds p to job id's output; only the last LogTailBytes are kept.
-func (s *Store) AppendLog(ctx context.Context, id string, p []byte) error {
-	if !validID(id) {
-		return notFound(id)
-	}
-	if len(p) == 0 {
-		return nil
-	}
-	if len(p) > s.tail {
-		p = p[len(p)-s.tail:]
-	}
-	if err := logScript.Run(ctx, s.rdb, []string{s.k.log(id)}, p, s.tail, max2(s.tail/8, 1024)).Err(); err != nil {
-		return redisErr("append log", err)
-	}
-	return nil
-}
-
 // jobCache keeps decoded job records by version between planner rounds, so
 // a round re-reads only the jobs that changed since the last one.
 type jobCache struct {

@@ -19,9 +19,11 @@ func TestSubmitJSONIsTheEncoding(t *testing.T) {
 	b := setup(t)
 	ctx := context.Background()
 	for _, trials := range []int{1, 3} {
-		jobs, raw, err := b.s.SubmitJSON(ctx, "alice", greenq.SubmitRequest{Name: "a<b>&c", Command: []string{"sh", "-c", "echo '<hi>' && true"},
+		sub, err := b.s.SubmitJSON(ctx, "alice", greenq.SubmitRequest{Name: "a<b>&c", Command: []string{"sh", "-c", "echo '<hi>' && true"},
 			Deadline: "3h", DurationEstimateS: 600, Trials: trials, Tags: map[string]string{"k": "<v>"}})
 		require.NoError(t, err)
+		jobs, raw := sub.Jobs, sub.JSON
+		require.False(t, sub.Existing)
 		require.Len(t, raw, trials)
 		for i, j := range jobs {
 			var buf bytes.Buffer
@@ -39,13 +41,14 @@ func TestSubmitJSONIsTheEncoding(t *testing.T) {
 	}
 	// A repeat of an idempotent submission has no fresh encoding.
 	req := greenq.SubmitRequest{Command: []string{"true"}, Deadline: "3h", Key: "k1"}
-	first, raw, err := b.s.SubmitJSON(ctx, "alice", req)
+	first, err := b.s.SubmitJSON(ctx, "alice", req)
 	require.NoError(t, err)
-	require.Len(t, raw, 1)
-	again, raw, err := b.s.SubmitJSON(ctx, "alice", req)
+	require.Len(t, first.JSON, 1)
+	again, err := b.s.SubmitJSON(ctx, "alice", req)
 	require.NoError(t, err)
-	require.Nil(t, raw)
-	require.Equal(t, first[0].ID, again[0].ID)
+	require.Nil(t, again.JSON)
+	require.True(t, again.Existing)
+	require.Equal(t, first.Jobs[0].ID, again.Jobs[0].ID)
 }
 
 // A batch of due jobs is reserved in one call with the answers reserve

@@ -3,12 +3,12 @@ package queue
 import "github.com/redis/go-redis/v9"
 
 // createScript stores the jobs of one submission and their index entries
-// at once, or returns the ids an earlier submission with the same
-// idempotency key stored. Out of memory fails the first write, so either
+// at once, or returns the record (idemRecord) an earlier submission with
+// the same idempotency key stored. Out of memory fails the first write, so either
 // every job is stored or none is.
 //
 // KEYS: idem, all, tenant, group, state:pending, deadline, job keys…
-// ARGV: use idem (1|0), idem TTL ms, ids JSON, has group (1|0), tenant,
+// ARGV: use idem (1|0), idem TTL ms, idempotency record JSON, has group (1|0), tenant,
 // then (id, json, deadline ms) per job.
 var createScript = redis.NewScript(`
 if ARGV[1] == '1' then
@@ -52,20 +52,6 @@ redis.call('ZADD', KEYS[4 + ni], 0, ARGV[5])
 if ARGV[6] == '' then redis.call('ZREM', KEYS[3], ARGV[5]) else redis.call('ZADD', KEYS[3], ARGV[6], ARGV[5]) end
 if ARGV[7] == '' then redis.call('ZREM', KEYS[4], ARGV[5]) else redis.call('ZADD', KEYS[4], ARGV[7], ARGV[5]) end
 return 1
-`)
-
-// logScript appends to a job's log and trims it to its last ARGV[2] bytes
-// once it has grown ARGV[3] bytes past that (trimming on every append
-// would copy the whole tail each time).
-var logScript = redis.NewScript(`
-local n = redis.call('APPEND', KEYS[1], ARGV[1])
-local max = tonumber(ARGV[2])
-if n > max + tonumber(ARGV[3]) then
-  local tail = redis.call('GETRANGE', KEYS[1], n - max, n - 1)
-  redis.call('SET', KEYS[1], tail)
-  return max
-end
-return n
 `)
 
 // Heartbeat expiries are kept on Redis's clock (TIME), the one clock every

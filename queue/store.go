@@ -3,6 +3,8 @@ package queue
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,17 +34,20 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the store's warnings. Default: discard.
 	Logger *slog.Logger
-	// LogTailBytes is how much of each job's output is kept (the last
-	// bytes). Default 65536.
-	LogTailBytes int
+	// LogBytes bounds what is kept of each job's output: all of it up to
+	// LogBytes; beyond, the first half as written and the latest half, with
+	// a line "… N bytes cut …" between them (see Log). Only writers (the
+	// workers' stores) use it. Default DefaultLogBytes (1 MiB).
+	LogBytes int
 	// Policy is the planner configuration for the provisional plan a job
 	// gets at submit; it should match the server planner's. Default: the
 	// policy defaults.
 	Policy policy.Config
 }
 
-// DefaultLogTailBytes is Config.LogTailBytes's default.
-const DefaultLogTailBytes = 64 << 10
+// DefaultLogBytes is Config.LogBytes's default: 1 MiB, half head, half
+// tail.
+const DefaultLogBytes = 1 << 20
 
 // idemGrace is how long an idempotency key outlives its jobs' deadline.
 const idemGrace = 24 * time.Hour
@@ -59,7 +65,8 @@ type Store struct {
 	names   []string
 	now     func() time.Time
 	log     *slog.Logger
-	tail    int
+	logHead int // bytes of output kept from the start
+	logTail int // bytes of the latest output kept
 	policy  policy.Config
 	cache   seriesCache
 	batcher planBatcher
@@ -87,13 +94,14 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.LogTailBytes == 0 {
-		cfg.LogTailBytes = DefaultLogTailBytes
+	if cfg.LogBytes == 0 {
+		cfg.LogBytes = DefaultLogBytes
 	}
-	if cfg.LogTailBytes < 0 {
-		return nil, fmt.Errorf("new store: LogTailBytes: must be > 0, got %d", cfg.LogTailBytes)
+	if cfg.LogBytes < 2 {
+		return nil, fmt.Errorf("new store: LogBytes: must be at least 2, got %d", cfg.LogBytes)
 	}
-	s := &Store{rdb: rdb, k: newKeys(cfg.Prefix), now: cfg.Now, tail: cfg.LogTailBytes, policy: cfg.Policy,
+	s := &Store{rdb: rdb, k: newKeys(cfg.Prefix), now: cfg.Now, logHead: cfg.LogBytes / 2,
+		logTail: cfg.LogBytes - cfg.LogBytes/2, policy: cfg.Policy,
 		log: cfg.Logger.With("component", "queue"), wbusy: map[string]bool{}, wagain: map[string]bool{}}
 	for i, r := range cfg.Regions {
 		if r.Name == "" {
@@ -344,34 +352,46 @@ func transition(j *greenq.Job, next greenq.State) error {
 // CodeInvalidArgument naming the field) and stores one pending job per
 // trial. A sweep (Trials N > 1) gives N jobs sharing a new Group id and the
 // deadline, with Trial 1..N. With req.Key set, a second submission of the
-// same tenant and key returns the jobs of the first instead of new ones.
+// same tenant, key and body returns the jobs of the first instead of new
+// ones; the same key with a different body is CodeConflict naming key.
 // Either every job is stored or none is; a full Redis gives CodeUnavailable.
 func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, error) {
-	jobs, _, err := s.SubmitJSON(ctx, tenant, req)
-	return jobs, err
+	sub, err := s.SubmitJSON(ctx, tenant, req)
+	return sub.Jobs, err
 }
 
-// SubmitJSON is Submit that also returns each new job's JSON as stored:
-// encoding/json's encoding of the *greenq.Job without HTML escaping and
-// without a trailing newline, the bytes an HTTP API would write, so it
-// need not encode the jobs a second time. A repeated idempotent
-// submission returns the earlier jobs and nil encodings.
-func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, [][]byte, error) {
+// Submitted is what one submission stored, or found stored before.
+type Submitted struct {
+	// Jobs are the submission's jobs, one per trial.
+	Jobs []*greenq.Job
+	// JSON is each new job's encoding as stored: encoding/json's, without
+	// HTML escaping or a trailing newline, the bytes an HTTP API writes.
+	// Nil for an earlier submission's jobs.
+	JSON [][]byte
+	// Existing is set when the idempotency key was used before with the
+	// same body: Jobs are that submission's, nothing new was stored.
+	Existing bool
+}
+
+// SubmitJSON is Submit that also returns each new job's JSON as stored, so
+// an HTTP API need not encode the jobs a second time, and says whether the
+// jobs are an earlier submission's.
+func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.SubmitRequest) (Submitted, error) {
+	fingerprint := requestFingerprint(req)
 	now := s.now()
 	deadline, err := req.Normalize(now, s.names)
 	if err != nil {
-		return nil, nil, err
+		return Submitted{}, err
 	}
 	var idemKey string
 	if req.Key != "" {
 		idemKey = s.k.idem(tenant, req.Key)
 		js, err := s.rdb.Get(ctx, idemKey).Result()
 		if err == nil {
-			jobs, err := s.existing(ctx, js)
-			return jobs, nil, err
+			return s.existing(ctx, js, fingerprint)
 		}
 		if !errors.Is(err, redis.Nil) {
-			return nil, nil, redisErr("submit", err)
+			return Submitted{}, redisErr("submit", err)
 		}
 	}
 	est, src, powerW := req.DurationEstimateS, "user", req.PowerW
@@ -380,7 +400,7 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 		if req.Name != "" {
 			m, ok, err := s.Measurement(ctx, tenant, req.Name)
 			if err != nil {
-				return nil, nil, fmt.Errorf("submit: %w", err)
+				return Submitted{}, fmt.Errorf("submit: %w", err)
 			}
 			if ok && m.DurationS > 0 {
 				est, src = int64(math.Ceil(m.DurationS)), "measured"
@@ -410,7 +430,7 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 			DurationEstimateS: est, GPUs: req.GPUs, Regions: req.Regions,
 			Interruptible: req.Interruptible, Group: group, Tags: req.Tags,
 			MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: powerW,
-			FunctionalUnit: req.FunctionalUnit, EstimateSource: src,
+			FunctionalUnit: req.FunctionalUnit, EstimateSource: src, JobSpec: req.JobSpec,
 		}
 		if group != "" {
 			j.Trial = i + 1
@@ -425,25 +445,24 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 	for i, j := range jobs {
 		buf.Reset()
 		if err := enc.Encode(j); err != nil {
-			return nil, nil, fmt.Errorf("submit: encode job: %w", err)
+			return Submitted{}, fmt.Errorf("submit: encode job: %w", err)
 		}
 		encoded[i] = bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 		keys = append(keys, s.k.job(j.ID))
 		args = append(args, j.ID, encoded[i], ceilMilli(j.Deadline))
 	}
-	idsJSON, _ := json.Marshal(jobIDs)
-	args[2] = idsJSON
+	record, _ := json.Marshal(idemRecord{Fingerprint: fingerprint, IDs: jobIDs})
+	args[2] = record
 	prior, err := createScript.Run(ctx, s.rdb, keys, args...).Text()
 	switch {
 	case errors.Is(err, redis.Nil):
 		s.wake(ctx, wakePlan)
-		return jobs, encoded, nil
+		return Submitted{Jobs: jobs, JSON: encoded}, nil
 	case err != nil:
-		return nil, nil, redisErr("submit", err)
+		return Submitted{}, redisErr("submit", err)
 	}
 	// Another submission with this key won the race.
-	jobs, err = s.existing(ctx, prior)
-	return jobs, nil, err
+	return s.existing(ctx, prior, fingerprint)
 }
 
 func b2s(b bool) string {
@@ -453,21 +472,48 @@ func b2s(b bool) string {
 	return "0"
 }
 
-// existing loads the jobs an earlier submission with the same key stored.
-func (s *Store) existing(ctx context.Context, idsJSON string) ([]*greenq.Job, error) {
-	var list []string
-	if err := json.Unmarshal([]byte(idsJSON), &list); err != nil {
-		return nil, fmt.Errorf("submit: decode idempotency record: %w", err)
+// idemRecord is what an idempotency key holds: the jobs its submission
+// stored and a fingerprint of that submission's body.
+type idemRecord struct {
+	Fingerprint string   `json:"fp"`
+	IDs         []string `json:"ids"`
+}
+
+// requestFingerprint identifies a submission's body as the user sent it
+// (before defaults are filled), so a retry matches and a different job
+// under the same key does not. Maps encode with sorted keys.
+func requestFingerprint(req greenq.SubmitRequest) string {
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// existing loads the jobs an earlier submission with the same key stored,
+// or refuses a body other than that submission's.
+func (s *Store) existing(ctx context.Context, raw, fingerprint string) (Submitted, error) {
+	var rec idemRecord
+	if strings.HasPrefix(raw, "[") {
+		// Written before records had a fingerprint: a bare id list.
+		rec.Fingerprint = fingerprint
+		if err := json.Unmarshal([]byte(raw), &rec.IDs); err != nil {
+			return Submitted{}, fmt.Errorf("submit: decode idempotency record: %w", err)
+		}
+	} else if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return Submitted{}, fmt.Errorf("submit: decode idempotency record: %w", err)
 	}
-	rows, err := s.loadMany(ctx, list)
+	if rec.Fingerprint != fingerprint {
+		return Submitted{}, &greenq.Error{Code: greenq.CodeConflict, Field: "key",
+			Message: fmt.Sprintf("was used before for a different job (%s); reuse a key only to retry the same submission", strings.Join(rec.IDs, ", "))}
+	}
+	rows, err := s.loadMany(ctx, rec.IDs)
 	if err != nil {
-		return nil, fmt.Errorf("submit: %w", err)
+		return Submitted{}, fmt.Errorf("submit: %w", err)
 	}
 	out := make([]*greenq.Job, len(rows))
 	for i, r := range rows {
 		out[i] = r.job
 	}
-	return out, nil
+	return Submitted{Jobs: out, Existing: true}, nil
 }
 
 // Get returns job id. Tenant "" (an admin) sees every job; a job of another
@@ -601,6 +647,9 @@ func (s *Store) Finish(ctx context.Context, id string, f FinishRequest) (*greenq
 			j.State, j.Error = f.State, f.Error
 			if f.Receipt != nil {
 				j.Receipt = f.Receipt
+			}
+			if f.Outputs != nil {
+				j.Outputs = f.Outputs
 			}
 			if f.State == greenq.StatePlanned {
 				pause(j, end)

@@ -1,11 +1,9 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,6 +183,27 @@ func TestSubmitIdempotent(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, first[0].ID, other[0].ID, "keys are per tenant")
 
+	// The same key with another body is refused, naming key, and stores
+	// nothing; the first submission's jobs stay as they were.
+	for _, change := range []func(r *greenq.SubmitRequest){
+		func(r *greenq.SubmitRequest) { r.Command = []string{"false"} },
+		func(r *greenq.SubmitRequest) { r.Trials = 2 },
+		func(r *greenq.SubmitRequest) { r.Deadline = "23h" },
+		func(r *greenq.SubmitRequest) { r.Tags = map[string]string{"a": "b"} },
+	} {
+		diff := req
+		change(&diff)
+		_, err := b.s.Submit(ctx, "alice", diff)
+		var ge *greenq.Error
+		require.ErrorAs(t, err, &ge)
+		require.Equal(t, greenq.CodeConflict, ge.Code)
+		require.Equal(t, "key", ge.Field)
+		require.Contains(t, ge.Message, first[0].ID)
+	}
+	list, _, err := b.s.List(ctx, ListOptions{Tenant: "alice"})
+	require.NoError(t, err)
+	require.Len(t, list, 3, "a refused reuse of a key stores nothing")
+
 	// Racing submissions with one key store one set of jobs.
 	req.Key, req.Trials = "k-race", 1
 	var wg sync.WaitGroup
@@ -203,7 +222,7 @@ func TestSubmitIdempotent(t *testing.T) {
 	for _, id := range got {
 		require.Equal(t, got[0], id)
 	}
-	list, _, err := b.s.List(ctx, ListOptions{Tenant: "carol"})
+	list, _, err = b.s.List(ctx, ListOptions{Tenant: "carol"})
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 }
@@ -344,33 +363,6 @@ func TestListPagingAndFilters(t *testing.T) {
 	requireCode(t, err, greenq.CodeInvalidArgument)
 	_, _, err = b.s.List(ctx, ListOptions{Cursor: "x"})
 	requireCode(t, err, greenq.CodeInvalidArgument)
-}
-
-func TestLogTail(t *testing.T) {
-	t.Parallel()
-	b := setup(t, func(c *Config) { c.LogTailBytes = 1000 })
-	ctx := context.Background()
-	j := b.submit(t, "alice")
-	var all bytes.Buffer
-	for i := range 300 {
-		line := fmt.Sprintf("line %04d %s\n", i, strings.Repeat("x", i%17))
-		all.WriteString(line)
-		require.NoError(t, b.s.AppendLog(ctx, j.ID, []byte(line)))
-		stored, err := b.rdb.StrLen(ctx, b.s.k.log(j.ID)).Result()
-		require.NoError(t, err)
-		require.LessOrEqual(t, stored, int64(1000+1024), "stored log stays bounded")
-	}
-	got, err := b.s.Logs(ctx, "alice", j.ID)
-	require.NoError(t, err)
-	require.Len(t, got, 1000)
-	require.Equal(t, all.Bytes()[all.Len()-1000:], got, "the last bytes are kept")
-
-	// One write larger than the tail keeps its end.
-	big := bytes.Repeat([]byte("0123456789"), 300)
-	require.NoError(t, b.s.AppendLog(ctx, j.ID, big))
-	got, err = b.s.Logs(ctx, "alice", j.ID)
-	require.NoError(t, err)
-	require.Equal(t, big[len(big)-1000:], got)
 }
 
 func TestFinishMeasuresAndNeverDoubleCounts(t *testing.T) {

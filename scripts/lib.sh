@@ -3,6 +3,9 @@
 
 # The Go toolchain every script builds and tests with (see the Makefile).
 export GOTOOLCHAIN=${GOTOOLCHAIN_FOR_GREENQ:-go1.27.3}
+# go-nvml's header marks calls greenq never makes as deprecated; without
+# this every cgo build prints a screen of warnings about them.
+export CGO_CFLAGS="${CGO_CFLAGS:--O2 -g} -Wno-deprecated-declarations"
 
 apt_updated=""
 ensure_pkg() { # ensure_pkg COMMAND PACKAGE...

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/queue"
+	"github.com/greenq/greenq/worker/executor"
+	"github.com/greenq/greenq/worker/executor/process"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -28,9 +31,11 @@ type Config struct {
 	// long a paused interruptible job has between SIGTERM and SIGKILL.
 	// Default 30s.
 	Grace time.Duration
-	// LogTailBytes bounds the output a job may have waiting to be written
-	// to its log; older output is dropped first. Default 256 KiB.
-	LogTailBytes int
+	// LogBytes bounds the output a job may have waiting to be written to
+	// its log: when the store falls that far behind, the first and latest
+	// halves are kept and the middle is dropped, counted in the log's cut
+	// marker. Default queue.DefaultLogBytes (1 MiB), the store's own bound.
+	LogBytes int
 	// DefaultPowerW is the draw per GPU assumed when NVML cannot measure
 	// and the job states none. Default 300.
 	DefaultPowerW float64
@@ -47,10 +52,43 @@ type Config struct {
 	// SampleInterval is how often GPU power, utilisation and memory (and
 	// RAPL counters) are sampled. Default 1s.
 	SampleInterval time.Duration
-	// CheckpointRoot holds a directory per interruptible job
-	// (GREENQ_CHECKPOINT_DIR), kept across its segments and never deleted
-	// by the worker. Default $TMPDIR/greenq-checkpoints.
+	// CheckpointRoot is where interruptible jobs keep their checkpoints
+	// (GREENQ_CHECKPOINT_DIR), one directory per job kept across its
+	// segments: a directory on storage shared by every worker the job may
+	// move to, or an object-store URL (file://, s3://…) pulled before and
+	// pushed after each segment. Deleted when the job succeeds or is
+	// cancelled; kept CheckpointRetention after a failure. Default
+	// $TMPDIR/greenq-checkpoints (this machine only).
 	CheckpointRoot string
+	// WorkRoot holds a fresh working directory for each run of a job that
+	// names no workdir, removed when the run ends. Default
+	// $TMPDIR/greenq-work.
+	WorkRoot string
+	// OutputRoot is where each job's GREENQ_OUTPUT_DIR lives, kept after
+	// the job and listed on it: a shared directory or an object-store URL
+	// (uploaded after each run). Default $TMPDIR/greenq-outputs.
+	OutputRoot string
+	// CheckpointRetention is how long a failed job's checkpoint is kept
+	// (for a retry by hand) before the worker deletes it. Default 7 days.
+	CheckpointRetention time.Duration
+	// SecretsDir holds one file per secret (the file's name is the
+	// secret's), as Kubernetes mounts a Secret; jobs name the secrets they
+	// need. Default none: a job that names a secret fails, saying so.
+	SecretsDir string
+	// PassEnv lists the worker's variables that jobs also see, beside the
+	// minimal base (PATH, HOME, LANG, TZ, USER). Names starting GREENQ_ are
+	// refused: the worker's configuration never reaches a job. Default
+	// none.
+	PassEnv []string
+	// Executor starts jobs without an image. Default the process
+	// executor (a process group on this machine).
+	Executor executor.Executor
+	// Containers starts jobs with an image. Default none: such a job fails,
+	// saying this worker has no container engine.
+	Containers executor.Executor
+	// Getenv reads the worker's own environment for the job's base and
+	// PassEnv. Default os.Getenv.
+	Getenv func(string) string
 	// PUE is the power usage effectiveness by region name, for receipts;
 	// a region not listed has PUE 1.
 	PUE map[string]float64
@@ -97,8 +135,8 @@ func (c Config) WithDefaults() Config {
 	if c.Grace <= 0 {
 		c.Grace = 30 * time.Second
 	}
-	if c.LogTailBytes <= 0 {
-		c.LogTailBytes = 256 << 10
+	if c.LogBytes <= 0 {
+		c.LogBytes = queue.DefaultLogBytes
 	}
 	if c.DefaultPowerW <= 0 {
 		c.DefaultPowerW = 300
@@ -120,6 +158,21 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CheckpointRoot == "" {
 		c.CheckpointRoot = filepath.Join(os.TempDir(), "greenq-checkpoints")
+	}
+	if c.WorkRoot == "" {
+		c.WorkRoot = filepath.Join(os.TempDir(), "greenq-work")
+	}
+	if c.OutputRoot == "" {
+		c.OutputRoot = filepath.Join(os.TempDir(), "greenq-outputs")
+	}
+	if c.CheckpointRetention <= 0 {
+		c.CheckpointRetention = 7 * 24 * time.Hour
+	}
+	if c.Executor == nil {
+		c.Executor = process.New()
+	}
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
 	}
 	if c.HeartbeatInterval <= 0 {
 		c.HeartbeatInterval = 5 * time.Second
@@ -146,6 +199,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) validate() error {
 	if c.Region == "" {
 		return greenq.Invalid("region", "is required: the region whose queue this worker serves")
+	}
+	if err := validatePassEnv(c.PassEnv); err != nil {
+		return err
 	}
 	for r, p := range c.PUE {
 		if p < 1 {

@@ -104,6 +104,15 @@ func (s *fakeStore) AppendLog(_ context.Context, id string, p []byte) error {
 	return nil
 }
 
+// AppendLogCut records a loss as queue.CutMarker would show it.
+func (s *fakeStore) AppendLogCut(_ context.Context, id string, p []byte, lost int64, q []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.logs[id] = append(append(append(s.logs[id], p...), queue.CutMarker(lost)...), q...)
+	s.appends[id] = append(s.appends[id], len(p)+len(q))
+	return nil
+}
+
 func (s *fakeStore) Finish(_ context.Context, id string, f queue.FinishRequest) (*greenq.Job, error) {
 	s.mu.Lock()
 	j, ok := s.jobs[id]

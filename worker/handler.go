@@ -3,13 +3,9 @@ package worker
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -20,18 +16,6 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// Environment variables a job sees.
-const (
-	EnvJobID         = "GREENQ_JOB_ID"
-	EnvRegion        = "GREENQ_REGION"
-	EnvTrial         = "GREENQ_TRIAL"
-	EnvCheckpointDir = "GREENQ_CHECKPOINT_DIR"
-	// EnvFunctionalUnitsFile names a file where the job may write how many
-	// functional units (the job's FunctionalUnit, e.g. "1000 images") it
-	// produced in all; the receipt's SCI is then per unit, else per job.
-	EnvFunctionalUnitsFile = "GREENQ_FUNCTIONAL_UNITS_FILE"
-)
-
 // Outcomes, as counted in greenq_worker_jobs_total.
 const (
 	OutcomeSucceeded = "succeeded"
@@ -40,10 +24,6 @@ const (
 	OutcomePaused    = "paused"    // interruptible job paused, planned again
 	OutcomeAbandoned = "abandoned" // worker stopped; asynq hands the task to another worker
 )
-
-// readerWait bounds how long output is drained after the job's processes
-// are gone (a process that left the group may hold the pipe open).
-const readerWait = 2 * time.Second
 
 // stopReason is why the worker ended a job's process.
 type stopReason int
@@ -153,6 +133,9 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	}
 	f := w.finishRequest(ctx, j, res)
 	w.finish(log, id, f)
+	if j.Interruptible && (f.State == greenq.StateSucceeded || f.State == greenq.StateCancelled) {
+		w.dropCheckpoint(ctx, j.ID)
+	}
 	outcome := string(f.State)
 	if f.State == greenq.StatePlanned {
 		outcome = OutcomePaused
@@ -194,6 +177,7 @@ type result struct {
 	gpu        GPUReading
 	cpu        CPUReading
 	units      float64 // functional units the job reported; 0 = none
+	outputs    *greenq.Outputs
 }
 
 // readUnits reads the count a job wrote to its functional-units file.
@@ -207,167 +191,6 @@ func readUnits(path string) float64 {
 		return 0
 	}
 	return v
-}
-
-// execute runs the job's argv until it exits or is stopped.
-func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runningJob) (res result) {
-	now := w.clock.now()
-	res = result{start: now, end: now, exitCode: -1}
-	if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
-		res = w.notRun(fmt.Errorf("deadline %s passed before the job could start", j.Deadline.UTC().Format(time.RFC3339)))
-		res.reason = stopDeadline
-		return res
-	}
-	if len(j.Command) == 0 {
-		return w.notRun(errors.New("job has no command"))
-	}
-
-	cmd := exec.Command(j.Command[0], j.Command[1:]...)
-	cmd.Env = append(os.Environ(),
-		EnvJobID+"="+j.ID,
-		EnvRegion+"="+w.cfg.Region,
-		EnvTrial+"="+strconv.Itoa(j.Trial),
-		"CUDA_VISIBLE_DEVICES="+joinInts(gpus),
-		// NVML numbers GPUs in PCI bus order; make CUDA agree.
-		"CUDA_DEVICE_ORDER=PCI_BUS_ID",
-	)
-	var ownDirs []string
-	if j.Interruptible {
-		dir := filepath.Join(w.cfg.CheckpointRoot, j.ID)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return w.notRun(fmt.Errorf("create checkpoint dir: %w", err))
-		}
-		cmd.Env = append(cmd.Env, EnvCheckpointDir+"="+dir)
-		ownDirs = append(ownDirs, dir)
-	}
-	if tmp, err := os.MkdirTemp("", "greenq-run-"); err == nil {
-		defer os.RemoveAll(tmp)
-		unitsFile := filepath.Join(tmp, "functional-units")
-		cmd.Env = append(cmd.Env, EnvFunctionalUnitsFile+"="+unitsFile)
-		defer func() { res.units = readUnits(unitsFile) }()
-		ownDirs = append(ownDirs, tmp)
-	}
-	setProcessGroup(cmd)
-	if err := w.runAs.apply(cmd.SysProcAttr, ownDirs...); err != nil {
-		return w.notRun(err)
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return w.notRun(fmt.Errorf("create output pipe: %w", err))
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-
-	sink := newLogSink(w.store, j.ID, w.cfg.LogTailBytes, w.log)
-	sinkDone := make(chan struct{})
-	sinkStopped := make(chan struct{})
-	go func() { defer close(sinkStopped); sink.run(sinkDone) }()
-	defer func() { close(sinkDone); <-sinkStopped }()
-
-	fallbackW := w.cfg.DefaultPowerW
-	if j.PowerW > 0 {
-		fallbackW = j.PowerW
-	}
-	gm := w.meter.Start(gpus, fallbackW)
-	cm := w.cpu.Start()
-	res.start = w.clock.now()
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		pr.Close()
-		res.end = w.clock.now()
-		res.gpu, res.cpu = gm.Stop(), cm.Stop(0)
-		res.exitCode = 127
-		res.startErr = fmt.Errorf("start %s: %w", j.Command[0], err)
-		fmt.Fprintf(sink, "greenq: %v\n", res.startErr)
-		return res
-	}
-	pw.Close()
-	copied := make(chan struct{})
-	go func() { defer close(copied); _, _ = io.Copy(sink, pr) }()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	pid := cmd.Process.Pid
-
-	var deadline <-chan time.Time
-	if !j.Deadline.IsZero() {
-		t := time.NewTimer(j.Deadline.Sub(w.clock.now()))
-		defer t.Stop()
-		deadline = t.C
-	}
-	var segEnd <-chan time.Time
-	if end, ok := pauseAt(j, res.start); ok {
-		t := time.NewTimer(end.Sub(w.clock.now()))
-		defer t.Stop()
-		segEnd = t.C
-	}
-	draining := w.draining
-	if !j.Interruptible {
-		draining = nil // let it finish within Grace
-	}
-	var grace <-chan time.Time
-	pause := func() {
-		if res.reason == stopNone {
-			res.reason = stopPause
-			_ = signalGroup(pid, sigTerm)
-			grace = time.After(w.cfg.Grace)
-		}
-		segEnd, draining = nil, nil
-	}
-	kill := func(reason stopReason) {
-		if res.reason == stopNone || res.reason == stopPause || res.reason == stopContext {
-			res.reason = reason
-		}
-		_ = signalGroup(pid, sigKill)
-	}
-	// Closed channels are set to nil once handled so the loop does not spin.
-	ctxDone, cancelled, abandon := ctx.Done(), r.cancel, w.abandon
-	var waitErr error
-loop:
-	for {
-		select {
-		case waitErr = <-exited:
-			break loop
-		case <-ctxDone:
-			ctxDone = nil
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				kill(stopDeadline)
-			} else {
-				kill(stopContext)
-			}
-		case <-cancelled:
-			cancelled = nil
-			kill(stopCancel)
-		case <-deadline:
-			kill(stopDeadline)
-		case <-abandon:
-			abandon = nil
-			kill(stopAbandon)
-		case <-segEnd:
-			pause()
-		case <-draining:
-			pause()
-		case <-grace:
-			_ = signalGroup(pid, sigKill)
-		}
-	}
-	// The leader is gone; end whatever it left behind in its group.
-	_ = signalGroup(pid, sigKill)
-	res.end = w.clock.now()
-	select {
-	case <-copied:
-	case <-time.After(readerWait):
-	}
-	pr.Close()
-	<-copied
-	res.exitCode = exitCode(cmd.ProcessState)
-	var jobCPU time.Duration
-	if ps := cmd.ProcessState; ps != nil {
-		jobCPU = ps.UserTime() + ps.SystemTime()
-	}
-	res.gpu, res.cpu = gm.Stop(), cm.Stop(jobCPU)
-	if waitErr != nil && res.reason == stopNone && cmd.ProcessState == nil {
-		res.startErr = fmt.Errorf("wait for job: %w", waitErr)
-	}
-	return res
 }
 
 // notRun is the result of a job that could not be started: no energy.
@@ -397,7 +220,7 @@ func pauseAt(j *greenq.Job, now time.Time) (time.Time, bool) {
 func (w *Worker) finishRequest(ctx context.Context, j *greenq.Job, res result) queue.FinishRequest {
 	seg := greenq.RunSegment{Region: w.cfg.Region, Worker: w.cfg.ID, Start: res.start, End: res.end,
 		EnergyKWh: res.gpu.KWh + res.cpu.CPUKWh + res.cpu.RAMKWh}
-	f := queue.FinishRequest{ExitCode: res.exitCode, Segment: seg}
+	f := queue.FinishRequest{ExitCode: res.exitCode, Segment: seg, Outputs: res.outputs}
 	switch {
 	case res.reason == stopCancel:
 		f.State, f.Error = greenq.StateCancelled, "cancelled while running"
@@ -411,11 +234,14 @@ func (w *Worker) finishRequest(ctx context.Context, j *greenq.Job, res result) q
 		}
 	case res.startErr != nil:
 		f.State, f.Error = greenq.StateFailed, res.startErr.Error()
-	case res.exitCode == 0:
-		f.State = greenq.StateSucceeded // also a paused job that finished within its grace
 	case res.reason == stopPause:
+		// greenq asked it to pause: whatever it exited with (it saved and
+		// exited 0, or was killed after its grace), it resumes later from
+		// its checkpoint; it is never taken for finished.
 		f.State = greenq.StatePlanned
 		return f // paused: no receipt until the job ends
+	case res.exitCode == 0:
+		f.State = greenq.StateSucceeded
 	default:
 		f.State, f.Error = greenq.StateFailed, fmt.Sprintf("exit status %d", res.exitCode)
 	}

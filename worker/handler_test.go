@@ -281,7 +281,8 @@ func TestCancelKillsProcessGroup(t *testing.T) {
 			require.NoError(t, waitErr(t, errc), "a cancel is final: no retry")
 			f := b.waitFinish(t)
 			require.Equal(t, greenq.StateCancelled, f.f.State)
-			require.Equal(t, 128+int(syscall.SIGKILL), f.f.ExitCode)
+			// A cancel is SIGTERM first; sh without a trap dies of it.
+			require.Equal(t, 128+int(syscall.SIGTERM), f.f.ExitCode)
 			require.NotNil(t, f.f.Receipt)
 			requireGone(t, pid)
 		})
@@ -340,7 +341,7 @@ func TestDeadlineKillsJob(t *testing.T) {
 func TestLogTailBounded(t *testing.T) {
 	t.Parallel()
 	const max = 4096
-	b := setup(t, func(c *Config) { c.LogTailBytes = max })
+	b := setup(t, func(c *Config) { c.LogBytes = max })
 	id := b.submit(t, greenq.Job{Command: []string{"sh", "-c",
 		`i=0; while [ $i -lt 5000 ]; do echo "line $i"; i=$((i+1)); done`}})
 	require.NoError(t, waitErr(t, b.process(context.Background(), id)))
@@ -362,6 +363,10 @@ func TestInterruptiblePausesAtSegmentEnd(t *testing.T) {
 	}{
 		{"checkpoints on SIGTERM",
 			`trap 'echo saved > "$GREENQ_CHECKPOINT_DIR/state"; exit 143' TERM; echo > "$0"; while :; do sleep 0.05; done`, 143},
+		// The pause protocol: saved and exited 0 after greenq's SIGTERM is
+		// paused, never succeeded.
+		{"checkpoints and exits 0",
+			`trap 'cat "$GREENQ_CONTROL_FILE" > "$GREENQ_CHECKPOINT_DIR/state"; exit 0' TERM; echo > "$0"; while :; do sleep 0.05; done`, 0},
 		{"ignores SIGTERM, killed after grace",
 			`trap '' TERM; echo > "$0"; sleep 1000`, 128 + int(syscall.SIGKILL)},
 	}
@@ -386,10 +391,14 @@ func TestInterruptiblePausesAtSegmentEnd(t *testing.T) {
 			require.Equal(t, testRegion, f.f.Segment.Region)
 			require.True(t, f.f.Segment.End.After(f.f.Segment.Start))
 			require.Greater(t, f.f.Segment.EnergyKWh, 0.0)
-			if tt.exit == 143 {
+			if tt.exit != 128+int(syscall.SIGKILL) {
 				b, err := os.ReadFile(filepath.Join(b.w.cfg.CheckpointRoot, id, "state"))
 				require.NoError(t, err)
-				require.Equal(t, "saved\n", string(b))
+				want := "saved\n"
+				if tt.exit == 0 {
+					want = ControlPause + "\n" // the control file said why
+				}
+				require.Equal(t, want, string(b))
 			}
 		})
 	}

@@ -3,12 +3,17 @@
 package worker
 
 import (
+	"context"
 	"os"
-	"os/exec"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq/worker/executor"
+	"github.com/greenq/greenq/worker/executor/process"
 )
 
 func TestLookupRunAs(t *testing.T) {
@@ -33,14 +38,16 @@ func TestRunAsStartsJobAsUser(t *testing.T) {
 	if err != nil {
 		t.Skipf("no user nobody here: %v", err)
 	}
-	cmd := exec.Command("id", "-u")
-	setProcessGroup(cmd)
 	dir := t.TempDir()
-	require.NoError(t, r.apply(cmd.SysProcAttr, dir))
-	out, err := cmd.Output()
+	require.NoError(t, r.chown(dir))
+	u := r.user()
+	var out strings.Builder
+	p, err := process.New().Start(context.Background(), executor.Spec{Argv: []string{"/usr/bin/id", "-u"}, Dir: "/", Output: &out, User: u})
 	require.NoError(t, err)
-	require.NotEqual(t, "0", strings.TrimSpace(string(out)), "the job must not run as root")
+	require.Equal(t, 0, p.Wait().Code)
+	require.Equal(t, strconv.FormatUint(uint64(u.UID), 10), strings.TrimSpace(out.String()))
+	require.NotEqual(t, "0", strings.TrimSpace(out.String()), "the job must not run as root")
 	st, err := os.Stat(dir)
 	require.NoError(t, err)
-	require.NotNil(t, st)
+	require.Equal(t, u.UID, st.Sys().(*syscall.Stat_t).Uid, "the job's dirs are its user's")
 }

@@ -4,18 +4,22 @@ package worker
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"os/user"
 	"strconv"
 	"syscall"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/worker/executor"
 )
 
 // runAs holds the credentials jobs start with when Config.RunAsUser is set.
 type runAs struct {
 	cred *syscall.Credential
 	home string
+	name string
 }
 
 // lookupRunAs resolves name (a user name or numeric uid) to the uid, gid
@@ -50,18 +54,44 @@ func lookupRunAs(name string) (*runAs, error) {
 			}
 		}
 	}
-	return &runAs{cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, home: u.HomeDir}, nil
+	return &runAs{cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}, home: u.HomeDir, name: u.Username}, nil
 }
 
-// apply makes a prepared command start as the user, and hands it dirs it
-// must write (the checkpoint directory).
-func (r *runAs) apply(attr *syscall.SysProcAttr, dirs ...string) error {
+// user is the identity the executor starts jobs as; nil without a user.
+func (r *runAs) user() *executor.User {
 	if r == nil {
 		return nil
 	}
-	attr.Credential = r.cred
+	return &executor.User{UID: r.cred.Uid, GID: r.cred.Gid, Groups: r.cred.Groups}
+}
+
+// chown hands the job dirs it must write (checkpoint, output, work dirs).
+func (r *runAs) chown(dirs ...string) error {
+	if r == nil {
+		return nil
+	}
 	for _, d := range dirs {
 		if err := os.Chown(d, int(r.cred.Uid), int(r.cred.Gid)); err != nil {
+			return fmt.Errorf("give %s to the job's user: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// chownTrees is chown for dirs and everything in them (a checkpoint the
+// worker fetched for the job).
+func (r *runAs) chownTrees(dirs ...string) error {
+	if r == nil {
+		return nil
+	}
+	for _, d := range dirs {
+		err := filepath.WalkDir(d, func(p string, _ fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Lchown(p, int(r.cred.Uid), int(r.cred.Gid))
+		})
+		if err != nil {
 			return fmt.Errorf("give %s to the job's user: %w", d, err)
 		}
 	}

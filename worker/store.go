@@ -16,8 +16,12 @@ type Store interface {
 	// attempt. A job in a final state, or cancelled, gives a
 	// *greenq.Error with CodeConflict.
 	Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error)
-	// AppendLog adds output to the job's log; the store keeps a bounded tail.
+	// AppendLog adds output to the job's log; the store keeps its head and
+	// its tail (queue.Config.LogBytes).
 	AppendLog(ctx context.Context, id string, p []byte) error
+	// AppendLogCut adds p, then lost bytes the worker could not keep
+	// (counted in the log's cut marker), then q.
+	AppendLogCut(ctx context.Context, id string, p []byte, lost int64, q []byte) error
 	// Finish records the end of a run: succeeded, failed or cancelled, or
 	// planned when an interruptible job is paused at the end of a segment.
 	Finish(ctx context.Context, id string, f queue.FinishRequest) (*greenq.Job, error)

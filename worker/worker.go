@@ -10,6 +10,7 @@ import (
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/queue"
+	"github.com/greenq/greenq/worker/jobfiles"
 	"github.com/hibiken/asynq"
 )
 
@@ -29,6 +30,10 @@ type Worker struct {
 	metrics *metrics
 	runAs   *runAs
 	clock   *skewClock
+	base    []string // a job's environment before its own variables (env.go)
+	secrets secretStore
+
+	checkpoints, outputs *jobfiles.Location
 
 	mu      sync.Mutex
 	running map[string]*runningJob
@@ -65,6 +70,15 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 	if err != nil {
 		return nil, err
 	}
+	checkpoints, err := jobfiles.Open(context.Background(), cfg.CheckpointRoot)
+	if err != nil {
+		return nil, greenq.Invalid("checkpoint_dir", "%v", err)
+	}
+	outputs, err := jobfiles.Open(context.Background(), cfg.OutputRoot)
+	if err != nil {
+		checkpoints.Close()
+		return nil, greenq.Invalid("output_dir", "%v", err)
+	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("register worker metrics: %w", err)
@@ -83,9 +97,12 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 		meter: meter,
 		cpu: &CPUMeter{Root: cfg.SysRoot, CPUPowerW: cfg.CPUPowerW, RAMPowerW: cfg.RAMPowerW,
 			SampleInterval: cfg.SampleInterval, Now: cfg.Now},
-		metrics:  m,
-		runAs:    runAs,
-		clock:    &skewClock{base: cfg.Now},
+		metrics:     m,
+		runAs:       runAs,
+		clock:       &skewClock{base: cfg.Now},
+		base:        baseEnv(cfg.Getenv, cfg.PassEnv, runAs),
+		secrets:     secretStore{dir: cfg.SecretsDir},
+		checkpoints: checkpoints, outputs: outputs,
 		running:  map[string]*runningJob{},
 		draining: make(chan struct{}),
 		abandon:  make(chan struct{}),
@@ -98,8 +115,10 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 // Config returns the worker's configuration with defaults filled.
 func (w *Worker) Config() Config { return w.cfg }
 
-// Close releases the GPU meter.
-func (w *Worker) Close() error { return w.meter.Close() }
+// Close releases the GPU meter and the checkpoint and output locations.
+func (w *Worker) Close() error {
+	return errors.Join(w.meter.Close(), w.checkpoints.Close(), w.outputs.Close())
+}
 
 // Run serves the region's queue until ctx ends, then stops gracefully:
 // it takes no new job, pauses interruptible jobs (SIGTERM, Grace, SIGKILL;
@@ -113,6 +132,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.syncClock(ctx, true); err != nil {
 		return fmt.Errorf("run worker: %w", err)
 	}
+	if err := protectProcess(); err != nil {
+		w.log.Warn("jobs running as the worker's user could read its environment", "err", err)
+	}
+	w.sweepCheckpoints(ctx)
 	srv := asynq.NewServer(w.redis, asynq.Config{
 		Concurrency: w.cfg.Concurrency,
 		Queues:      map[string]int{queue.RegionQueue(w.cfg.Region): 1},

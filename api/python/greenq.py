@@ -14,6 +14,7 @@ offending field.
 
 from __future__ import annotations
 
+import codecs
 import functools
 import inspect
 import json
@@ -87,7 +88,7 @@ class Client:
     # -- transport ---------------------------------------------------------
 
     def _request(self, method: str, path: str, body: Any = None, query: Optional[Mapping[str, Any]] = None,
-                 raw: bool = False) -> Any:
+                 raw: bool = False, headers_out: Optional[Dict[str, str]] = None) -> Any:
         url = self.url + path
         if query:
             pairs = []
@@ -109,6 +110,8 @@ class Client:
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as res:
                 payload = res.read()
+                if headers_out is not None:
+                    headers_out.update(res.headers.items())
         except urllib.error.HTTPError as e:
             raise self._error(e.code, e.read()) from None
         except urllib.error.URLError as e:
@@ -185,8 +188,39 @@ class Client:
         return self._request("POST", "/v1/jobs/" + urllib.parse.quote(id, safe="") + "/cancel")
 
     def logs(self, id: str) -> str:
-        """Returns the job's output (bounded by the server)."""
+        """Returns the job's output: all of it up to the server's bound (1 MiB by
+        default), else its first and latest halves with a line "… N bytes cut …"
+        between them."""
         return self._request("GET", "/v1/jobs/" + urllib.parse.quote(id, safe="") + "/logs", raw=True).decode("utf-8", "replace")
+
+    def follow_logs(self, id: str, interval: float = 1.0) -> Iterator[str]:
+        """Yields the job's output as it is written until the job ends.
+
+        Polls GET /v1/jobs/{id}/logs?offset=N every interval seconds; output
+        cut before it was read comes as a line "… N bytes cut …".
+        """
+        path = "/v1/jobs/" + urllib.parse.quote(id, safe="") + "/logs"
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        offset, last = 0, "\n"
+        while True:
+            headers: Dict[str, str] = {}
+            data = self._request("GET", path, query={"offset": offset}, raw=True, headers_out=headers)
+            h = {k.lower(): v for k, v in headers.items()}
+            text = decoder.decode(data)
+            if int(h.get("x-greenq-log-skipped", "0")) > 0 and text.startswith("… ") and last != "\n":
+                text = "\n" + text  # the marker gets a line of its own
+            if text:
+                last = text[-1]
+                yield text
+            final = h.get("x-greenq-job-final") == "true"
+            new = int(h.get("x-greenq-log-offset", offset))
+            if final:
+                rest = decoder.decode(b"", final=True)
+                if rest:
+                    yield rest
+                return
+            offset = new
+            time.sleep(interval)
 
     def wait(self, id: str, progress: bool = True, interval: float = 2.0, timeout: Optional[float] = None) -> Job:
         """Polls a job until it reaches a final state and returns it.

@@ -34,6 +34,14 @@ class ClientTest(unittest.TestCase):
         self.assertIn("succeeded", err.getvalue())
         self.assertGreater(done["receipt"]["energy_kwh"], 0)
         self.assertIn("trained", self.c.logs(j["id"]))
+
+    def test_follow_logs_until_the_end(self) -> None:
+        j = self.c.submit(["sh", "-c", "echo trained"], deadline="3m", duration="5s", name="py-follow")
+        self.assertEqual("".join(self.c.follow_logs(j["id"], interval=0.01)), "trained\n")
+        self.assertEqual(self.c.get(j["id"])["state"], "succeeded")
+        with self.assertRaises(greenq.GreenqError) as e:
+            self.c._request("GET", "/v1/jobs/" + j["id"] + "/logs", query={"offset": -1}, raw=True)
+        self.assertEqual(e.exception.field, "offset")
         self.assertEqual(self.c.get(j["id"])["id"], j["id"])
 
     def test_plan_region_after_submit(self) -> None:

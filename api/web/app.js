@@ -15,11 +15,15 @@ function token() {
   return localStorage.getItem("greenq-token");
 }
 
-async function api(path) {
+function authHeaders() {
   const headers = {};
   const t = token();
   if (t) headers.Authorization = "Bearer " + t;
-  const res = await fetch(path, { headers });
+  return headers;
+}
+
+async function api(path) {
+  const res = await fetch(path, { headers: authHeaders() });
   const body = await res.json();
   if (!res.ok) throw new Error((body.error && body.error.message) || res.statusText);
   return body;
@@ -118,6 +122,9 @@ function jobRows(entries) {
       el("td", {}, j.start ? hhmm(j.start) : "—"), el("td", {}, hhmm(j.deadline)),
       el("td", { class: "num" }, fmt(j.expected_gco2)), el("td", { class: "num" }, fmt(j.saved_gco2)),
       el("td", {}, j.reason || ""));
+    const log = el("td");
+    if (j.id) log.append(el("a", { href: "#log=" + encodeURIComponent(j.id), class: "log-link" }, "log"));
+    tr.append(log);
     body.append(tr);
   }
 }
@@ -163,5 +170,55 @@ async function refresh() {
   setTimeout(refresh, REFRESH_S * 1000);
 }
 
+// The log view: #log=ID shows a job's output (GET /v1/jobs/{id}/logs) and,
+// while the job runs, polls with ?offset= for what it writes next.
+let logView = null;
+
+async function pollLog(view) {
+  const pre = document.getElementById("log-text"), state = document.getElementById("log-state");
+  try {
+    const res = await fetch(`/v1/jobs/${encodeURIComponent(view.id)}/logs?offset=${view.offset}`, { headers: authHeaders() });
+    if (view !== logView) return;
+    if (!res.ok) {
+      const body = await res.json().catch(() => ({}));
+      throw new Error((body.error && body.error.message) || res.statusText);
+    }
+    let text = view.decoder.decode(new Uint8Array(await res.arrayBuffer()), { stream: true });
+    // Output cut before it was read comes as a marker line; when the answer
+    // starts with it, the line break before it is ours to add.
+    if (Number(res.headers.get("X-Greenq-Log-Skipped")) > 0 && text.startsWith("… ") && view.last && view.last !== "\n") text = "\n" + text;
+    if (text) {
+      pre.append(document.createTextNode(text));
+      view.last = text.slice(-1);
+    }
+    view.offset = Number(res.headers.get("X-Greenq-Log-Offset")) || view.offset;
+    const final = res.headers.get("X-Greenq-Job-Final") === "true";
+    state.textContent = (res.headers.get("X-Greenq-Job-State") || "") + (final ? "" : " · following");
+    if (!final) view.timer = setTimeout(() => pollLog(view), 2000);
+  } catch (e) {
+    if (view === logView) state.textContent = "could not load the log: " + e.message;
+  }
+}
+
+function showLog() {
+  if (logView) clearTimeout(logView.timer);
+  logView = null;
+  const sec = document.getElementById("log");
+  const m = location.hash.match(/^#log=(.+)$/);
+  if (!m) {
+    sec.hidden = true;
+    return;
+  }
+  logView = { id: decodeURIComponent(m[1]), offset: 0, last: "", decoder: new TextDecoder() };
+  document.getElementById("log-title").textContent = "Log of " + logView.id;
+  document.getElementById("log-state").textContent = "";
+  document.getElementById("log-text").replaceChildren();
+  sec.hidden = false;
+  sec.scrollIntoView();
+  pollLog(logView);
+}
+
+window.addEventListener("hashchange", showLog);
 document.getElementById("every").textContent = REFRESH_S;
 refresh();
+showLog();

@@ -104,12 +104,20 @@ type proc struct {
 
 func startProc(t *testing.T, name string, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, bin, args...)
+}
+
+// startProcEnv is startProc with env (NAME=value) added to the child's
+// environment.
+func startProcEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	require.NoError(t, err)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), "GREENQ_CONFIG=", "GREENQ_REDIS_URL=", "GREENQ_API_URL=", "GREENQ_TOKENS=")
+	cmd.Env = append(cmd.Env, env...)
 	require.NoError(t, cmd.Start(), "start %s", name)
 	p := &proc{t: t, name: name, cmd: cmd, log: logPath, exited: make(chan struct{})}
 	go func() {
@@ -190,11 +198,12 @@ func (p *proc) Stop(grace time.Duration) {
 // redisServer is a redis-server child on a free loopback port with its own
 // directory (AOF, cluster config, log).
 type redisServer struct {
-	t    *testing.T
-	Port int
-	Dir  string
-	args []string
-	p    *proc
+	t        *testing.T
+	Port     int
+	Dir      string
+	Password string // from --requirepass, if given
+	args     []string
+	p        *proc
 }
 
 // startRedis starts redis-server with extra config directives (each as
@@ -205,6 +214,11 @@ func startRedis(t *testing.T, extra ...string) *redisServer {
 	r := &redisServer{t: t, Port: freePort(t), Dir: t.TempDir()}
 	r.args = append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--save", "", "--protected-mode", "no", "--daemonize", "no"}, extra...)
+	for i, a := range extra {
+		if a == "--requirepass" && i+1 < len(extra) {
+			r.Password = extra[i+1]
+		}
+	}
 	r.Start()
 	return r
 }
@@ -249,7 +263,7 @@ func (r *redisServer) URL() string { return "redis://" + r.Addr() + "/0" }
 
 // Client returns a go-redis client to the server; the caller closes it.
 func (r *redisServer) Client() *redis.Client {
-	return redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: time.Second})
+	return redis.NewClient(&redis.Options{Addr: r.Addr(), Password: r.Password, MaxRetries: -1, DialTimeout: time.Second})
 }
 
 // startCluster starts three cluster-enabled masters and joins them with

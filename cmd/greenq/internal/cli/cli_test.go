@@ -90,8 +90,18 @@ func TestSubmitBadInput(t *testing.T) {
 		{"oversized name", []string{"--deadline", "1h", "--name", long, "--", "echo"}, "name", false},
 		{"bad tag", []string{"--deadline", "1h", "--tag", "novalue", "--", "echo"}, "tag", false},
 		{"negative duration", []string{"--deadline", "1h", "--duration", "-5m", "--", "echo"}, "duration", false},
-		{"negative max price", []string{"--deadline", "1h", "--max-price", "-1", "--", "echo"}, "max_price_usd_per_gpu_hour", false},
-		{"absurd power", []string{"--deadline", "1h", "--power-w", "1e9", "--", "echo"}, "power_w", false},
+		{"negative max price", []string{"--deadline", "1h", "--max-price", "-1", "--", "echo"}, "max-price", false},
+		{"absurd power", []string{"--deadline", "1h", "--power-w", "1e9", "--", "echo"}, "power-w", false},
+		{"env not K=V", []string{"--deadline", "1h", "--env", "NOVALUE", "--", "echo"}, "env", false},
+		{"env reserved name", []string{"--deadline", "1h", "--env", "GREENQ_REDIS_URL=x", "--", "echo"}, "env", false},
+		{"env bad name", []string{"--deadline", "1h", "--env", "1X=y", "--", "echo"}, "env", false},
+		{"env-file missing", []string{"--deadline", "1h", "--env-file", "/no/such/greenq.env", "--", "echo"}, "env-file", false},
+		{"secret not K=NAME", []string{"--deadline", "1h", "--secret", "TOKEN", "--", "echo"}, "secret", false},
+		{"secret name with slash", []string{"--deadline", "1h", "--secret", "TOKEN=../etc/shadow", "--", "echo"}, "secret", false},
+		{"bad image", []string{"--deadline", "1h", "--image", "Not An Image", "--", "echo"}, "image", false},
+		{"grace too long", []string{"--deadline", "1h", "--grace", "2h", "--", "echo"}, "grace", false},
+		{"signal without time", []string{"--deadline", "1h", "--signal", "USR1", "--", "echo"}, "signal", false},
+		{"signal unknown", []string{"--deadline", "1h", "--signal", "WINCH@5m", "--", "echo"}, "signal", false},
 		{"unknown output", []string{"--deadline", "1h", "-o", "yaml", "--", "echo"}, "-o", false},
 		{"unknown region", []string{"--deadline", "1h", "--regions", "mars-1", "--", "echo"}, "regions", true},
 	} {
@@ -165,9 +175,6 @@ func TestSparklineAndTail(t *testing.T) {
 	require.Equal(t, "▁▄█", sparkline([]float64{1, 2, 3}, 10))
 	require.Equal(t, []rune("▁█"), []rune(sparkline([]float64{1, 1, 5, 5}, 2)))
 	require.Equal(t, "", sparkline(nil, 5))
-	require.Equal(t, "def", string(newTail([]byte("abc"), []byte("abcdef"))))
-	require.Equal(t, "ef", string(newTail([]byte("xxabcd"), []byte("bcdef"))), "the tail slid")
-	require.Equal(t, "new", string(newTail(nil, []byte("new"))))
 }
 
 func TestChartLine(t *testing.T) {

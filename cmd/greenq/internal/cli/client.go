@@ -49,17 +49,23 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 }
 
 func (c *client) raw(ctx context.Context, method, path string, body any) ([]byte, error) {
+	data, _, err := c.rawHeader(ctx, method, path, body)
+	return data, err
+}
+
+// rawHeader is raw that also returns the answer's headers.
+func (c *client) rawHeader(ctx context.Context, method, path string, body any) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return nil, fmt.Errorf("encode request: %w", err)
+			return nil, nil, fmt.Errorf("encode request: %w", err)
 		}
 		rd = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
-		return nil, fmt.Errorf("build request: %w", err)
+		return nil, nil, fmt.Errorf("build request: %w", err)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -69,27 +75,28 @@ func (c *client) raw(ctx context.Context, method, path string, body any) ([]byte
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, greenq.Errorf(greenq.CodeUnavailable, "reach the greenq API at %s (is `greenq server` or `greenq dev` running? set --api or GREENQ_API_URL): %v", c.base, err)
+		return nil, nil, greenq.Errorf(greenq.CodeUnavailable, "reach the greenq API at %s (is `greenq server` or `greenq dev` running? set --api or GREENQ_API_URL): %v", c.base, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return nil, fmt.Errorf("read response: %w", err)
+		return nil, nil, fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
 		var e struct {
 			Error *greenq.Error `json:"error"`
 		}
 		if json.Unmarshal(data, &e) == nil && e.Error != nil {
-			return nil, e.Error
+			return nil, nil, e.Error
 		}
-		return nil, greenq.Errorf(codeForStatus(resp.StatusCode), "%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
+		return nil, nil, greenq.Errorf(codeForStatus(resp.StatusCode), "%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(data)))
 	}
-	return data, nil
+	return data, resp.Header, nil
 }
 
 func codeForStatus(status int) greenq.ErrorCode {
 	for _, c := range []greenq.ErrorCode{greenq.CodeInvalidArgument, greenq.CodeUnauthenticated, greenq.CodeNotFound,
+		greenq.CodeForbidden, greenq.CodeMethodNotAllowed, greenq.CodeUnsupportedMediaType,
 		greenq.CodeConflict, greenq.CodeTooLarge, greenq.CodeRateLimited, greenq.CodeUnavailable} {
 		if greenq.HTTPStatus(c) == status {
 			return c

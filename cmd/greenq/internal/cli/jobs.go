@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/api"
+	"github.com/greenq/greenq/queue"
 )
 
 func newSubmit(g *globals) *cobra.Command {
@@ -22,14 +26,25 @@ func newSubmit(g *globals) *cobra.Command {
 		duration time.Duration
 		tags     []string
 		wait     bool
+		spec     specFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "submit --deadline D [flags] -- CMD [ARGS...]",
 		Short: "Submit a job; prints its id",
 		Long: `Submit a job to run in the lowest-carbon region and window that meets its
 deadline. D is a Go duration from now (24h) or an RFC 3339 time. The command
-runs as an argv, without a shell, unless you write one (sh -c '…').`,
+runs as an argv, without a shell, unless you write one (sh -c '…').
+
+The job carries its environment: --env and --env-file set variables,
+--secret K=NAME names a secret the worker resolves from its own store (the
+value never leaves the worker), --workdir says where it starts (a path on
+the region's shared storage; default a fresh empty directory), --image runs
+it in an OCI image. Stopping it (deadline, cancel, a pause, a drain) is
+SIGTERM, --grace, then SIGKILL; --signal USR1@5m warns it before the
+deadline, as Slurm's --signal does.`,
 		Example: `  greenq submit --deadline 24h --duration 3h --gpus 1 -- python train.py
+  greenq submit --deadline 24h --workdir /shared/me/proj --env-file .env --secret WANDB_API_KEY=wandb -- python3 train.py
+  greenq submit --deadline 8h --image registry.example.org/me/train:1.2 --env LR=0.01 -- python3 /app/train.py
   greenq submit --deadline 2026-12-01T09:00:00Z --kind sweep --trials 8 -- python sweep.py
   greenq submit --deadline 3m --duration 20s --wait -- sh -c 'echo hi'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -56,11 +71,14 @@ runs as an argv, without a shell, unless you write one (sh -c '…').`,
 			if req.Tags, err = parseTags(tags); err != nil {
 				return err
 			}
+			if req.JobSpec, err = spec.jobSpec(); err != nil {
+				return err
+			}
 			// Check locally first so bad input never reaches the server; the
 			// server checks regions against its configuration.
 			local := req
 			if _, err := local.Normalize(time.Now(), req.Regions); err != nil {
-				return err
+				return asFlagError(err)
 			}
 			if d := strings.TrimSpace(req.Deadline); d != "" {
 				if dd, err := time.ParseDuration(d); err == nil {
@@ -70,7 +88,7 @@ runs as an argv, without a shell, unless you write one (sh -c '…').`,
 			}
 			jobs, err := g.client().submit(cmd.Context(), req)
 			if err != nil {
-				return err
+				return asFlagError(err)
 			}
 			if wait && len(jobs) == 1 {
 				return g.follow(cmd.Context(), jobs[0].ID)
@@ -102,6 +120,7 @@ runs as an argv, without a shell, unless you write one (sh -c '…').`,
 	f.Float64Var(&req.PowerW, "power-w", 0, "expected draw per GPU in watts, for planning")
 	f.StringVar(&req.FunctionalUnit, "functional-unit", "", "what one run produces, for SCI (e.g. \"1000 images\")")
 	f.BoolVar(&wait, "wait", false, "follow the job to the end")
+	spec.add(f)
 	outputFlag(cmd, g)
 	return cmd
 }
@@ -364,60 +383,80 @@ func newCancel(g *globals) *cobra.Command {
 	}
 }
 
+// Polling bounds of logs -f: quick while output flows, backing off to
+// followMax while the job is quiet.
+const (
+	followMin = 200 * time.Millisecond
+	followMax = 2 * time.Second
+)
+
 func newLogs(g *globals) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
-		Use:     "logs ID",
-		Short:   "Print a job's output (the last 64 KiB)",
+		Use:   "logs ID",
+		Short: "Print a job's output (up to 1 MiB: beyond, its first and latest halves, with the bytes cut between them counted)",
+		Long: "Print a job's output. The server keeps all of it up to its bound (1 MiB by default); beyond that the first\n" +
+			"and the latest halves, with a line \"… N bytes cut …\" between them. With -f, print new output as the job\n" +
+			"writes it until the job ends (a cut made between two reads is printed as such a line); Ctrl-C stops cleanly.",
 		Example: "  greenq logs 01JD…\n  greenq logs -f 01JD…",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			c := g.client()
 			path := "/v1/jobs/" + url.PathEscape(args[0]) + "/logs"
-			var shown []byte
+			if !follow {
+				out, err := c.raw(ctx, "GET", path, nil)
+				if err != nil {
+					return err
+				}
+				_, err = g.stdout.Write(out)
+				return err
+			}
+			var offset int64
+			wait, lineEnded := followMin, true
 			for {
-				out, err := c.raw(cmd.Context(), "GET", path, nil)
+				out, h, err := c.rawHeader(ctx, "GET", path+"?offset="+strconv.FormatInt(offset, 10), nil)
 				if err != nil {
-					return err
-				}
-				g.stdout.Write(newTail(shown, out))
-				shown = out
-				if !follow {
-					return nil
-				}
-				j, err := c.job(cmd.Context(), args[0])
-				if err != nil {
-					return err
-				}
-				if j.State.Final() {
-					out, err := c.raw(cmd.Context(), "GET", path, nil)
-					if err == nil {
-						g.stdout.Write(newTail(shown, out))
+					if ctx.Err() != nil {
+						return nil // interrupted: a clean stop
 					}
+					return err
+				}
+				// Output cut before it was read comes as a marker line; when
+				// the answer starts with it, the line break before it is ours.
+				if n, _ := strconv.ParseInt(h.Get(api.HeaderLogSkipped), 10, 64); n > 0 && !lineEnded &&
+					bytes.HasPrefix(out, []byte(queue.CutMarker(n))) {
+					out = append([]byte("\n"), out...)
+				}
+				if len(out) > 0 {
+					lineEnded = out[len(out)-1] == '\n'
+				}
+				if _, err := g.stdout.Write(out); err != nil {
+					return err
+				}
+				next, err := strconv.ParseInt(h.Get(api.HeaderLogOffset), 10, 64)
+				if err != nil || next < offset {
+					return fmt.Errorf("follow logs: the API answered no usable %s (%q); is the server older than this greenq?", api.HeaderLogOffset, h.Get(api.HeaderLogOffset))
+				}
+				if h.Get(api.HeaderJobFinal) == "true" {
 					return nil
 				}
+				if next > offset {
+					wait = followMin
+				} else {
+					wait = min(2*wait, followMax)
+				}
+				offset = next
+				t := time.NewTimer(wait)
 				select {
-				case <-cmd.Context().Done():
+				case <-ctx.Done():
+					t.Stop()
 					return nil
-				case <-time.After(time.Second):
+				case <-t.C:
 				}
 			}
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new output until the job ends")
 	return cmd
-}
-
-// newTail returns the part of cur not yet shown: the log is a bounded tail,
-// so find the longest suffix of shown that starts cur.
-func newTail(shown, cur []byte) []byte {
-	if len(shown) == 0 {
-		return cur
-	}
-	for k := min(len(shown), len(cur)); k > 0; k-- {
-		if string(shown[len(shown)-k:]) == string(cur[:k]) {
-			return cur[k:]
-		}
-	}
-	return cur
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -114,6 +116,7 @@ job's deadline, runs them on GPU workers and leaves a carbon receipt.`,
 	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.checkArgs(cmd, args) }
 
 	root.AddCommand(
 		newSubmit(g), newStatus(g), newList(g), newCancel(g), newLogs(g),
@@ -121,6 +124,45 @@ job's deadline, runs them on GPU workers and leaves a carbon receipt.`,
 		newSimulate(g), newServer(g), newWorker(g), newDev(g),
 	)
 	return root
+}
+
+// checkArgs refuses, before any request, usage the API would refuse or
+// misread: an --api that is not an http(s) URL; an empty --regions (sent as
+// no list, it would mean every region) or one with an empty entry; and a
+// job ID that is not one (".." would change the request's path).
+func (g *globals) checkArgs(cmd *cobra.Command, args []string) error {
+	if g.apiURL != "" {
+		if u, err := url.Parse(g.apiURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("--api: %q is not an http(s) URL such as http://127.0.0.1:8080", g.apiURL)
+		}
+	}
+	if f := cmd.Flags().Lookup("regions"); f != nil && f.Changed {
+		regions, _ := cmd.Flags().GetStringSlice("regions")
+		if len(regions) == 0 {
+			return usagef("--regions: is empty; leave the flag out to allow every region")
+		}
+		for _, r := range regions {
+			if strings.TrimSpace(r) == "" {
+				return usagef("--regions: has an empty entry")
+			}
+		}
+	}
+	switch cmd.Name() {
+	case "status", "cancel", "logs":
+		if len(args) == 1 {
+			return checkJobID(args[0])
+		}
+	}
+	return nil
+}
+
+// checkJobID refuses what the API's jobID refuses, and the dot segments
+// that would move the request to another path.
+func checkJobID(id string) error {
+	if id == "" || id == "." || id == ".." || len(id) > 128 || !utf8.ValidString(id) || strings.ContainsAny(id, "\x00/") {
+		return usagef("ID: %q is not a job id", id)
+	}
+	return nil
 }
 
 // outputFlag adds -o json|table to a read command.

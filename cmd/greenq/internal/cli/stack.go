@@ -39,6 +39,7 @@ func newWorker(g *globals) *cobra.Command {
 	var (
 		wc            worker.Config
 		metricsListen string
+		engine        string
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --region R",
@@ -63,7 +64,7 @@ within --grace and pauses interruptible ones at a checkpoint.`,
 			if err != nil {
 				return err
 			}
-			w := &stack.Worker{Config: cfg, Worker: wc, MetricsListen: metricsListen, Logger: g.logger("worker")}
+			w := &stack.Worker{Config: cfg, Worker: wc, MetricsListen: metricsListen, ContainerEngine: engine, Logger: g.logger("worker")}
 			return w.Run(cmd.Context())
 		},
 	}
@@ -74,6 +75,12 @@ within --grace and pauses interruptible ones at a checkpoint.`,
 	f.DurationVar(&wc.Grace, "grace", 30*time.Second, "on SIGTERM: time for running jobs to finish or checkpoint")
 	f.StringVar(&wc.ID, "id", "", "worker name in heartbeats and receipts (default hostname-pid)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve Prometheus /metrics on this address")
+	f.StringSliceVar(&wc.PassEnv, "pass-env", nil, "the worker's variables jobs also see (comma-separated; default from config worker.pass_env); nothing else of the worker's environment reaches a job")
+	f.StringVar(&wc.SecretsDir, "secrets-dir", "", "one file per secret, as a Kubernetes Secret is mounted; jobs name the secrets they need (--secret K=NAME)")
+	f.StringVar(&wc.WorkRoot, "work-root", "", "where a job without --workdir gets a fresh directory per run (default $TMPDIR/greenq-work)")
+	f.StringVar(&wc.OutputRoot, "output-dir", "", "where each job's GREENQ_OUTPUT_DIR is made, kept after the job (default $TMPDIR/greenq-outputs)")
+	f.StringVar(&wc.CheckpointRoot, "checkpoint-dir", "", "where interruptible jobs keep GREENQ_CHECKPOINT_DIR; shared storage every worker a job may move to can reach (default $TMPDIR/greenq-checkpoints)")
+	f.StringVar(&engine, "container-engine", "", "podman or docker, for jobs with --image (default whichever is installed)")
 	addRunAs(f, &wc)
 	return cmd
 }

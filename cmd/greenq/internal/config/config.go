@@ -46,11 +46,11 @@ type Config struct {
 	Providers Providers       `yaml:"providers"`
 	Tokens    []Token         `yaml:"tokens"`
 	Worker    Worker          `yaml:"worker"`
-	// API tunes the HTTP API's per-token limits.
+	// API tunes the HTTP API's per-token limits and allowed origins.
 	API API `yaml:"api"`
 }
 
-// API tunes the HTTP API's per-token request limits.
+// API tunes the HTTP API's per-token request limits and browser access.
 type API struct {
 	// RatePerSecond is each token's sustained request rate on /v1 (429
 	// beyond). Default 20; negative disables rate limiting (benchmarks, or
@@ -58,6 +58,10 @@ type API struct {
 	RatePerSecond float64 `yaml:"rate_per_second"`
 	// Burst is each token's burst on top of RatePerSecond. Default 40.
 	Burst int `yaml:"burst"`
+	// AllowedOrigins lists web origins (scheme://host[:port]) besides the
+	// server's own whose pages may call the API from a browser, e.g. a
+	// JupyterHub's. Default none: every other origin is refused.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Sentinel locates a master through Redis Sentinel.
@@ -140,6 +144,14 @@ type Worker struct {
 	PowerW float64 `yaml:"power_w"`
 	// EmbodiedGCO2PerGPUHour is SCI's M per GPU-hour. Default: the worker's.
 	EmbodiedGCO2PerGPUHour float64 `yaml:"embodied_gco2_per_gpu_hour"`
+	// LogBytes bounds what is kept of each job's output: beyond it, the
+	// first and the latest halves with the bytes cut between them counted.
+	// Default 1048576 (queue.DefaultLogBytes).
+	LogBytes int `yaml:"log_bytes"`
+	// PassEnv lists the worker's variables jobs also see besides the
+	// minimal base (PATH, HOME, LANG, TZ, USER); --pass-env replaces it.
+	// Default none.
+	PassEnv []string `yaml:"pass_env"`
 }
 
 // Duration is a time.Duration written as a Go duration string in YAML.
@@ -313,6 +325,9 @@ func (c Config) Validate() error {
 		if len(t.SHA256) != 64 || strings.Trim(strings.ToLower(t.SHA256), "0123456789abcdef") != "" {
 			return greenq.Invalid(f+".sha256", "must be the 64 hex digits of the token's SHA-256 (echo -n TOKEN | sha256sum)")
 		}
+	}
+	if c.Worker.LogBytes < 0 || c.Worker.LogBytes == 1 {
+		return greenq.Invalid("worker.log_bytes", "must be at least 2 (bytes of each job's output kept; default 1048576), got %d", c.Worker.LogBytes)
 	}
 	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
 		return greenq.Invalid("tls", "cert and key must be given together")

@@ -79,6 +79,7 @@ func TestParseBad(t *testing.T) {
 		{"token in clear", region + "tokens: [{tenant: a, sha256: hunter2}]\n", "tokens[0].sha256"},
 		{"tls half", region + "tls: {cert: c.pem}\n", "tls"},
 		{"sentinel without addrs", region + "redis_sentinel: {master: m}\n", "redis_sentinel"},
+		{"negative log bytes", region + "worker: {log_bytes: -1}\n", "worker.log_bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

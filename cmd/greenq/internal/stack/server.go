@@ -169,7 +169,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	gather := append(prometheus.Gatherers{s.Registry}, s.Gatherers...)
 	apiSrv, err := api.New(api.Config{Tokens: tokens, Planner: pcfg, Logger: log, Gatherer: gather, Now: s.Now,
-		RatePerSecond: s.Config.API.RatePerSecond, Burst: s.Config.API.Burst}, store)
+		RatePerSecond: s.Config.API.RatePerSecond, Burst: s.Config.API.Burst, AllowedOrigins: s.Config.API.AllowedOrigins}, store)
 	if err != nil {
 		return err
 	}

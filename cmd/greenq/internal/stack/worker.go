@@ -16,6 +16,7 @@ import (
 	"github.com/greenq/greenq/cmd/greenq/internal/config"
 	"github.com/greenq/greenq/queue"
 	"github.com/greenq/greenq/worker"
+	"github.com/greenq/greenq/worker/executor/container"
 )
 
 // Worker is a worker process: it serves one region's queue with this
@@ -24,8 +25,11 @@ type Worker struct {
 	Config        config.Config
 	Worker        worker.Config
 	MetricsListen string
-	Logger        *slog.Logger
-	Registry      *prometheus.Registry
+	// ContainerEngine is podman or docker for jobs with an image; default
+	// whichever is installed (none: such jobs fail, saying why).
+	ContainerEngine string
+	Logger          *slog.Logger
+	Registry        *prometheus.Registry
 }
 
 // Run serves until ctx ends, then stops gracefully (see worker.Worker.Run).
@@ -45,7 +49,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer rdb.Close()
-	store, err := queue.NewStore(rdb, queue.Config{Regions: w.Config.Regions, Logger: w.Logger})
+	store, err := queue.NewStore(rdb, queue.Config{Regions: w.Config.Regions, Logger: w.Logger, LogBytes: w.Config.Worker.LogBytes})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -65,6 +69,23 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if wc.EmbodiedGCO2PerGPUHour == 0 {
 		wc.EmbodiedGCO2PerGPUHour = w.Config.Worker.EmbodiedGCO2PerGPUHour
+	}
+	if wc.PassEnv == nil {
+		wc.PassEnv = w.Config.Worker.PassEnv
+	}
+	if wc.Containers == nil {
+		ce, err := container.New(container.Config{Engine: w.ContainerEngine, Logger: w.Logger})
+		switch {
+		case err == nil:
+			wc.Containers = ce
+		case w.ContainerEngine != "":
+			return greenq.Invalid("container-engine", "%v", err)
+		default:
+			w.Logger.Info("jobs with an image will fail on this worker", "reason", err)
+		}
+	}
+	if wc.LogBytes == 0 {
+		wc.LogBytes = w.Config.Worker.LogBytes
 	}
 	wk, err := worker.New(wc, store, aopt)
 	if err != nil {

@@ -1,0 +1,216 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq"
+)
+
+// workerEnv is a worker's own environment as a systemd unit loads it from
+// greenq.env: a Redis password and provider tokens among ordinary variables.
+var workerEnv = map[string]string{
+	"PATH":                         "/usr/local/bin:/usr/bin:/bin",
+	"HOME":                         "/var/lib/greenq",
+	"USER":                         "greenq",
+	"LANG":                         "en_GB.UTF-8",
+	"GREENQ_REDIS_URL":             "redis://:redis-pass-9f2@10.1.2.3:6379/0",
+	"GREENQ_ELECTRICITYMAPS_TOKEN": "em-token-77a1",
+	"GREENQ_WATTTIME_PASSWORD":     "wt-pass-c3d4",
+	"AWS_SECRET_ACCESS_KEY":        "aws-secret-5e6f",
+	"HF_HOME":                      "/shared/hf-cache",
+}
+
+func workerGetenv(name string) string { return workerEnv[name] }
+
+// runEnv runs `env` as job j on a worker with the environment above and
+// returns the job's log and its finish report.
+func runEnv(t *testing.T, mod func(*Config), j greenq.Job) (string, finishCall) {
+	t.Helper()
+	b := setup(t, func(c *Config) {
+		c.Getenv = workerGetenv
+		if mod != nil {
+			mod(c)
+		}
+	})
+	if j.Command == nil {
+		j.Command = []string{"env"}
+	}
+	id := b.submit(t, j)
+	require.NoError(t, waitErr(t, b.process(context.Background(), id)))
+	f := b.waitFinish(t)
+	return b.fs.log(id), f
+}
+
+func envLines(log string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(log, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func TestJobEnvironmentIsBuiltNotInherited(t *testing.T) {
+	t.Parallel()
+	secrets := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(secrets, "wandb-key"), []byte("wandb-value-1234\n"), 0o600))
+	log, f := runEnv(t, func(c *Config) { c.PassEnv = []string{"HF_HOME"}; c.SecretsDir = secrets },
+		greenq.Job{Trial: 2, JobSpec: greenq.JobSpec{Env: map[string]string{"LR": "0.01", "EPOCHS": "3"},
+			Secrets: map[string]string{"WANDB_API_KEY": "wandb-key"}}})
+	require.Equal(t, greenq.StateSucceeded, f.f.State, f.f.Error)
+	got := envLines(log)
+
+	for _, v := range []string{"redis-pass-9f2", "em-token-77a1", "wt-pass-c3d4", "aws-secret-5e6f"} {
+		require.NotContains(t, log, v, "a worker secret reached the job")
+	}
+	for _, k := range []string{"GREENQ_REDIS_URL", "GREENQ_ELECTRICITYMAPS_TOKEN", "GREENQ_WATTTIME_PASSWORD", "AWS_SECRET_ACCESS_KEY"} {
+		require.NotContains(t, got, k)
+	}
+	want := map[string]string{
+		"PATH": workerEnv["PATH"], "HOME": "/var/lib/greenq", "USER": "greenq", "LANG": "en_GB.UTF-8",
+		"HF_HOME": "/shared/hf-cache", // allowlisted
+		"LR":      "0.01", "EPOCHS": "3", "WANDB_API_KEY": "wandb-value-1234",
+		EnvRegion: testRegion, EnvTrial: "2", "CUDA_VISIBLE_DEVICES": "0", "CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+	}
+	for k, v := range want {
+		require.Equal(t, v, got[k], k)
+	}
+	for _, k := range []string{EnvJobID, EnvOutputDir, EnvFunctionalUnitsFile, EnvControlFile} {
+		require.NotEmpty(t, got[k], k)
+	}
+	// The secret's value is nowhere in what the worker reports.
+	rep, err := json.Marshal(f.f)
+	require.NoError(t, err)
+	require.NotContains(t, string(rep), "wandb-value-1234")
+}
+
+func TestPassEnvRefusesGreenqConfiguration(t *testing.T) {
+	t.Parallel()
+	for _, names := range [][]string{{"GREENQ_REDIS_URL"}, {"HF HOME"}, {""}} {
+		_, err := New(Config{Region: "r", PassEnv: names, Meter: &EstimateMeter{}}, newFakeStore(), nil)
+		require.ErrorContains(t, err, "pass_env", names)
+	}
+}
+
+func TestMissingSecretFailsClearly(t *testing.T) {
+	t.Parallel()
+	for name, dir := range map[string]string{"no store": "", "not in store": t.TempDir()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			log, f := runEnv(t, func(c *Config) { c.SecretsDir = dir },
+				greenq.Job{JobSpec: greenq.JobSpec{Secrets: map[string]string{"DB_PASS": "db-pass"}}})
+			require.Equal(t, greenq.StateFailed, f.f.State)
+			require.Contains(t, f.f.Error, "db-pass")
+			require.Contains(t, f.f.Error, "DB_PASS")
+			require.NotContains(t, log, "PATH=", "the job did not run without its secret")
+		})
+	}
+}
+
+func TestWorkdir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	log, f := runEnv(t, nil, greenq.Job{Command: []string{"pwd"}, JobSpec: greenq.JobSpec{Workdir: dir}})
+	require.Equal(t, greenq.StateSucceeded, f.f.State, f.f.Error)
+	require.Equal(t, dir, strings.TrimSpace(log))
+
+	// Without one, a fresh directory under the work root, removed after.
+	root := t.TempDir()
+	log, f = runEnv(t, func(c *Config) { c.WorkRoot = root }, greenq.Job{Command: []string{"sh", "-c", "pwd; ls -A"}})
+	require.Equal(t, greenq.StateSucceeded, f.f.State, f.f.Error)
+	lines := strings.Split(strings.TrimSpace(log), "\n")
+	require.Len(t, lines, 1, "the fresh workdir is empty: %q", log)
+	require.Equal(t, root, filepath.Dir(lines[0]))
+	left, err := os.ReadDir(root)
+	require.NoError(t, err)
+	require.Empty(t, left, "the fresh workdir is removed when the run ends")
+
+	// A workdir the worker does not have fails, saying so.
+	_, f = runEnv(t, nil, greenq.Job{Command: []string{"pwd"}, JobSpec: greenq.JobSpec{Workdir: "/no/such/greenq/dir"}})
+	require.Equal(t, greenq.StateFailed, f.f.State)
+	require.Contains(t, f.f.Error, "/no/such/greenq/dir")
+}
+
+func TestImageWithoutEngineFailsClearly(t *testing.T) {
+	t.Parallel()
+	_, f := runEnv(t, nil, greenq.Job{JobSpec: greenq.JobSpec{Image: "localhost/train:1"}})
+	require.Equal(t, greenq.StateFailed, f.f.State)
+	require.Contains(t, f.f.Error, "container engine")
+}
+
+// Every stop is SIGTERM first, then the grace, then SIGKILL: the job's own
+// grace when it sets one.
+func TestStopIsTermThenGraceThenKill(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		stop  func(b bundle, id string)
+		state greenq.State
+		trap  string // what the job does on TERM
+		exit  int
+	}{
+		{"cancel, job exits on TERM", func(b bundle, id string) { b.fs.cancel(id) }, greenq.StateCancelled, `echo stopped; exit 5`, 5},
+		{"cancel, job ignores TERM", func(b bundle, id string) { b.fs.cancel(id) }, greenq.StateCancelled, ``, 128 + int(syscall.SIGKILL)},
+		{"drain then abandon, job exits on TERM", func(b bundle, _ string) { b.w.drain(); b.w.abandonRunning() }, "", `echo stopped; exit 0`, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t, func(c *Config) { c.Grace = time.Hour }) // the job's grace_s must be the one used
+			ready := fifo(t, b.dir)
+			id := b.submit(t, greenq.Job{JobSpec: greenq.JobSpec{GraceS: 1},
+				Command: []string{"sh", "-c", `trap '` + tt.trap + `' TERM; echo > "$0"; while :; do sleep 0.05; done`, ready}})
+			errc := b.process(context.Background(), id)
+			readFifo(t, ready)
+			tt.stop(b, id)
+			require.NoError(t, waitErr(t, errc))
+			if tt.state == "" {
+				require.Empty(t, b.fs.finishes, "an abandoned job is not reported: asynq runs it again")
+				require.Contains(t, b.fs.log(id), "stopped", "the job got SIGTERM before it was abandoned")
+				return
+			}
+			f := b.waitFinish(t)
+			require.Equal(t, tt.state, f.f.State)
+			require.Equal(t, tt.exit, f.f.ExitCode)
+		})
+	}
+}
+
+// --signal USR1@D sends the warning D before the deadline, and the job
+// goes on.
+func TestWarnSignalBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	warned := fifo(t, b.dir)
+	id := b.submit(t, greenq.Job{Deadline: time.Now().Add(time.Hour),
+		JobSpec: greenq.JobSpec{WarnSignal: "USR1", WarnBeforeS: 3600 - 1},
+		Command: []string{"sh", "-c", `trap 'echo warned > "$0"; exit 0' USR1; while :; do sleep 0.05; done`, warned}})
+	errc := b.process(context.Background(), id)
+	require.Equal(t, "warned", readFifo(t, warned))
+	require.NoError(t, waitErr(t, errc))
+	require.Equal(t, greenq.StateSucceeded, b.waitFinish(t).f.State)
+}
+
+// After protectProcess the worker's /proc files are root's: a job running
+// as the worker's own user cannot read its environment.
+func TestProtectProcess(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, protectProcess())
+	d, err := dumpable()
+	require.NoError(t, err)
+	require.False(t, d)
+	if os.Geteuid() != 0 {
+		_, err := os.ReadFile("/proc/self/environ")
+		require.NoError(t, err, "the worker still reads its own")
+	}
+}
