@@ -113,7 +113,8 @@ func (f *fakeStore) Submit(ctx context.Context, tenant string, req greenq.Submit
 		j := &greenq.Job{ID: fmt.Sprintf("j-%04d", f.seq), Name: req.Name, Kind: req.Kind, State: greenq.StatePending,
 			Tenant: tenant, Key: req.Key, Command: req.Command, SubmittedAt: now, UpdatedAt: now, Deadline: deadline,
 			DurationEstimateS: req.DurationEstimateS, GPUs: req.GPUs, Regions: req.Regions, Interruptible: req.Interruptible,
-			Group: group, Tags: req.Tags, MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: req.PowerW}
+			Group: group, Tags: req.Tags, MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: req.PowerW,
+			JobSpec: req.JobSpec}
 		if group != "" {
 			j.Trial = trial + 1
 		}

@@ -50,8 +50,8 @@ func (s *Server) guard(r *http.Request) error {
 	if site := r.Header.Get("Sec-Fetch-Site"); (site == "cross-site" || site == "same-site") && !listed && !navigation(r) {
 		return forbidden("Sec-Fetch-Site", "a %s request from a page of another origin is refused; list its origin in api.allowed_origins to allow it", site)
 	}
-	for _, name := range queryTokenParams {
-		if r.URL.Query().Has(name) {
+	for name := range r.URL.Query() {
+		if slices.Contains(queryTokenParams, strings.ToLower(name)) {
 			return greenq.Invalid(name, "credentials are not accepted in URLs; send Authorization: Bearer <token>")
 		}
 	}

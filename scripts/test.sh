@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test: installs what the tests need, starts redis-server on a free
-# loopback port (AOF in a temp dir), runs go vet and every test, stops it.
+# loopback port (AOF in a temp dir), sets up podman with a test image, runs
+# go vet and every test, stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -15,7 +16,9 @@ if ! /usr/bin/python3 -c 'import nbclient, ipykernel' 2>/dev/null; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-nbclient python3-ipykernel jupyter-nbconvert >/dev/null || true
 fi
 
-trap stop_redis EXIT
+trap 'stop_redis; stop_podman' EXIT
+setup_podman
+echo "test image: $GREENQ_TEST_IMAGE (podman, CONTAINERS_CONF=$CONTAINERS_CONF)"
 start_redis
 export GREENQ_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
 echo "test redis: $GREENQ_TEST_REDIS_URL"

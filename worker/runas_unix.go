@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"os/user"
+	"path/filepath"
 	"strconv"
 	"syscall"
 

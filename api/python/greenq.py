@@ -133,7 +133,10 @@ class Client:
     def submit(self, command: Union[str, Sequence[str]], deadline: str, duration: Union[None, int, str] = None,
                gpus: int = 1, regions: Optional[Sequence[str]] = None, name: Optional[str] = None,
                kind: Optional[str] = None, interruptible: bool = False, trials: Optional[int] = None,
-               tags: Optional[Mapping[str, str]] = None, key: Optional[str] = None) -> Union[Job, List[Job]]:
+               tags: Optional[Mapping[str, str]] = None, key: Optional[str] = None,
+               env: Optional[Mapping[str, str]] = None, secrets: Optional[Mapping[str, str]] = None,
+               workdir: Optional[str] = None, image: Optional[str] = None,
+               grace: Union[None, int, str] = None) -> Union[Job, List[Job]]:
         """Submits a job and returns it (a list of jobs when trials > 1).
 
         Args:
@@ -145,13 +148,23 @@ class Client:
             regions: allowed regions; default all.
             name, kind ("train"|"sweep"|"infer"), interruptible, trials, tags:
                 as in the API.
-            key: idempotency key: resubmitting with the same key returns the
-                same job.
+            key: idempotency key: resubmitting the same body with the same key
+                returns the same job; another body with it is refused (409).
+            env: variables for the job.
+            secrets: variable name -> secret name, resolved on the worker from
+                its own secret store (the value never leaves the worker).
+            workdir: where the command starts, a path on the region's shared
+                storage (default a fresh directory).
+            image: an OCI image to run the command in.
+            grace: time between SIGTERM and SIGKILL when greenq stops the job,
+                seconds or "30s"/"5m".
         """
         argv = [command] if isinstance(command, str) else list(command)
         body: Dict[str, Any] = {"command": argv, "deadline": deadline, "gpus": gpus}
         optional = {"duration_estimate_s": _duration_seconds(duration), "regions": list(regions) if regions else None,
-                    "name": name, "kind": kind, "trials": trials, "tags": dict(tags) if tags else None, "key": key}
+                    "name": name, "kind": kind, "trials": trials, "tags": dict(tags) if tags else None, "key": key,
+                    "env": dict(env) if env else None, "secrets": dict(secrets) if secrets else None,
+                    "workdir": workdir, "image": image, "grace_s": _duration_seconds(grace)}
         body.update({k: v for k, v in optional.items() if v is not None})
         if interruptible:
             body["interruptible"] = True

@@ -44,6 +44,19 @@ class ClientTest(unittest.TestCase):
         self.assertEqual(e.exception.field, "offset")
         self.assertEqual(self.c.get(j["id"])["id"], j["id"])
 
+    def test_job_carries_its_environment(self) -> None:
+        j = self.c.submit(["python3", "train.py"], deadline="3h", env={"LR": "0.01"}, secrets={"WANDB_API_KEY": "wandb"},
+                          workdir="/shared/me/proj", image="registry.example.org/me/train:1.2", grace="45s")
+        got = self.c.get(j["id"])
+        self.assertEqual(got["env"], {"LR": "0.01"})
+        self.assertEqual(got["secrets"], {"WANDB_API_KEY": "wandb"})
+        self.assertEqual((got["workdir"], got["image"], got["grace_s"]), ("/shared/me/proj", "registry.example.org/me/train:1.2", 45))
+        for bad, field in ((dict(env={"GREENQ_REDIS_URL": "x"}), "env"), (dict(workdir="proj"), "workdir"),
+                           (dict(secrets={"K": "../x"}), "secrets"), (dict(image="Not An Image"), "image")):
+            with self.assertRaises(greenq.GreenqError) as cm:
+                self.c.submit(["x"], deadline="1h", **bad)
+            self.assertEqual((cm.exception.status, cm.exception.field), (400, field))
+
     def test_plan_region_after_submit(self) -> None:
         j = self.c.submit(["python", "x.py"], deadline="2h", regions=["uk"])
         self.c.get(j["id"])  # the fake store plans on first read

@@ -153,6 +153,51 @@ func (l *Location) Pull(ctx context.Context, job, dir string) error {
 	}
 }
 
+// Fetch copies all of job's files into dir, whatever the location (a
+// shared directory is copied too): for a client downloading outputs.
+func (l *Location) Fetch(ctx context.Context, job, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("fetch %s: %w", job, err)
+	}
+	if !l.Shared() {
+		return l.Pull(ctx, job, dir)
+	}
+	files, err := l.List(ctx, job)
+	if err != nil {
+		return fmt.Errorf("fetch %s: %w", job, err)
+	}
+	for _, f := range files {
+		dst, err := safeJoin(dir, f.Path)
+		if err != nil {
+			return fmt.Errorf("fetch %s: %w", job, err)
+		}
+		if err := copyFile(filepath.Join(l.dir, job, filepath.FromSlash(f.Path)), dst); err != nil {
+			return fmt.Errorf("fetch %s: %w", job, err)
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
 func (l *Location) download(ctx context.Context, key, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq"
 )
 
 // TestJobSeesNoneOfTheWorkersSecrets runs `env` as a job on a worker whose
@@ -78,4 +80,48 @@ func firstJobID(t *testing.T, srv *server, out string) string {
 	require.Eventually(t, func() bool { return srv.API.mustJob(t, jobs[0].ID).State.Final() }, 10*time.Second, 50*time.Millisecond)
 	require.True(t, strings.Contains(out, jobs[0].ID) || out != "", "submit --wait printed nothing")
 	return jobs[0].ID
+}
+
+// TestImageJobRunsInItsContainer runs jobs with --image through the
+// worker's podman: the command sees the image's marker file and its --env,
+// and a cancel reaches the job inside the container as SIGTERM.
+func TestImageJobRunsInItsContainer(t *testing.T) {
+	t.Parallel()
+	img := os.Getenv("GREENQ_TEST_IMAGE")
+	if img == "" {
+		msg := "GREENQ_TEST_IMAGE is not set: run `make test`, which installs podman and builds the test image"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	r := startRedis(t, "--appendonly", "no")
+	cfg := nowStack(t, r.URL())
+	srv := startServer(t, "server", cfg)
+	startWorker(t, "w-img", cfg, "us", 1, "--container-engine", "podman")
+	srv.API.waitReady(t, true, "us")
+
+	code, out, stderr := cli(t, "submit", "--api", srv.URL, "--deadline", "10m", "--duration", "2s",
+		"--image", img, "--env", "GREETING=hello from the job", "--wait",
+		"--", "sh", "-c", `cat /MARKER; echo "$GREETING"; echo "gpus=$CUDA_VISIBLE_DEVICES"`)
+	require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out, stderr)
+	jobs := srv.API.jobs(t)
+	require.Len(t, jobs, 1)
+	log := logsOf(srv.API, jobs[0].ID)
+	require.Contains(t, log, "greenq-test-image", "the command ran in the image")
+	require.Contains(t, log, "hello from the job")
+	require.Contains(t, log, "gpus=0")
+
+	code, out, stderr = cli(t, "submit", "--api", srv.URL, "--deadline", "10m", "--duration", "5m", "--image", img,
+		"--", "sh", "-c", `trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done`)
+	require.Equal(t, 0, code, stderr)
+	id := strings.TrimSpace(out)
+	waitFor(t, 60*time.Second, "the container job to start", func() bool { return strings.Contains(logsOf(srv.API, id), "ready") })
+	code, _, stderr = cli(t, "cancel", "--api", srv.URL, id)
+	require.Equal(t, 0, code, stderr)
+	// The worker records the run's segment once the job has stopped.
+	srv.API.waitJob(t, id, 60*time.Second, "the cancelled job to stop", func(j *greenq.Job) bool {
+		return j.State == greenq.StateCancelled && len(j.Segments) == 1
+	})
+	require.Contains(t, logsOf(srv.API, id), "got TERM", "the cancel reached the job in its container as SIGTERM")
 }

@@ -119,7 +119,7 @@ job's deadline, runs them on GPU workers and leaves a carbon receipt.`,
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.checkArgs(cmd, args) }
 
 	root.AddCommand(
-		newSubmit(g), newStatus(g), newList(g), newCancel(g), newLogs(g),
+		newSubmit(g), newStatus(g), newList(g), newCancel(g), newLogs(g), newOutputs(g),
 		newPlan(g), newForecast(g), newRegions(g), newReport(g),
 		newSimulate(g), newServer(g), newWorker(g), newDev(g),
 	)
@@ -148,7 +148,7 @@ func (g *globals) checkArgs(cmd *cobra.Command, args []string) error {
 		}
 	}
 	switch cmd.Name() {
-	case "status", "cancel", "logs":
+	case "status", "cancel", "logs", "outputs":
 		if len(args) == 1 {
 			return checkJobID(args[0])
 		}
