@@ -36,6 +36,23 @@ echo "done at step $step"`
 // deleted once it succeeds.
 func TestInterruptibleJobMovesBetweenWorkersAndResumes(t *testing.T) {
 	t.Parallel()
+	for name, argv := range map[string][]string{
+		"sh": {"sh", "-c", trainScript},
+		"the README's Python (docs/train_resumable.py)": {"python3", "../../../docs/train_resumable.py"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if argv[0] == "python3" {
+				abs, err := filepath.Abs(argv[1])
+				require.NoError(t, err)
+				argv = []string{"python3", abs}
+			}
+			moveAndResume(t, argv)
+		})
+	}
+}
+
+func moveAndResume(t *testing.T, argv []string) {
 	r := startRedis(t, "--appendonly", "no")
 	cfg := nowStack(t, r.URL())
 	srv := startServer(t, "server", cfg)
@@ -44,39 +61,40 @@ func TestInterruptibleJobMovesBetweenWorkersAndResumes(t *testing.T) {
 	wa := startWorker(t, "w-a", cfg, "us", 1, "--checkpoint-dir", checkpoints, "--output-dir", t.TempDir())
 	srv.API.waitReady(t, true, "us")
 
-	code, out, stderr := cli(t, "submit", "--api", srv.URL, "--deadline", "10m", "--duration", "4s",
-		"--interruptible", "--name", "resume-e2e", "--", "sh", "-c", trainScript)
+	args := append([]string{"submit", "--api", srv.URL, "--deadline", "10m", "--duration", "4s",
+		"--interruptible", "--name", "resume-e2e", "--env", "STEP_S=0.1", "--"}, argv...)
+	code, out, stderr := cli(t, args...)
 	require.Equal(t, 0, code, stderr)
 	id := strings.TrimSpace(out)
 
 	stepRe := regexp.MustCompile(`(?m)^step (\d+)$`)
+	resumeRe := regexp.MustCompile(`resuming at step (\d+)`)
 	waitFor(t, 30*time.Second, "the job to run a few steps on w-a", func() bool {
-		m := stepRe.FindAllStringSubmatch(logsOf(srv.API, id), -1)
-		return len(m) >= 5
+		return len(stepRe.FindAllString(logsOf(srv.API, id), -1)) >= 5
 	})
 	wa.Signal(syscall.SIGTERM) // drain: the job is paused
 	paused := srv.API.waitJob(t, id, 30*time.Second, "the job to be paused", func(j *greenq.Job) bool {
 		return len(j.Segments) == 1 && !j.State.Final() && j.State != greenq.StateRunning
 	})
-	require.Equal(t, "w-a", paused.Segments[0].Worker)
+	require.Equal(t, "w-a", paused.Segments[0].Worker, "paused, not succeeded, though it exited 0")
 	_, ok := wa.Wait(30 * time.Second)
 	require.True(t, ok, "w-a stopped")
-	log := logsOf(srv.API, id)
-	m := regexp.MustCompile(`paused at step (\d+)`).FindStringSubmatch(log)
-	require.NotNil(t, m, "the job saved on SIGTERM:\n%s", log)
-	savedAt, _ := strconv.Atoi(m[1])
-	require.Greater(t, savedAt, 0)
+	first := logsOf(srv.API, id)
+	steps := stepRe.FindAllStringSubmatch(first, -1)
+	lastBefore, _ := strconv.Atoi(steps[len(steps)-1][1])
 
 	startWorker(t, "w-b", cfg, "us", 1, "--checkpoint-dir", checkpoints, "--output-dir", t.TempDir())
 	done := srv.API.waitFinal(t, id, 60*time.Second)
 	require.Equal(t, greenq.StateSucceeded, done.State, done.Error)
 	require.Equal(t, "w-b", done.Run.Worker)
 	require.Len(t, done.Segments, 2)
-	log = logsOf(srv.API, id)
-	require.Contains(t, log, "resuming at step 0 ")
-	require.Contains(t, log, "resuming at step "+strconv.Itoa(savedAt)+" ", "w-b continued from the saved step:\n%s", log)
-	require.Contains(t, log, "done at step 40")
-	require.Equal(t, 40, len(stepRe.FindAllString(log, -1)), "each step ran once over both segments:\n%s", log)
+	log := logsOf(srv.API, id)
+	resumes := resumeRe.FindAllStringSubmatch(log, -1)
+	require.Len(t, resumes, 2, log)
+	require.Equal(t, "0", resumes[0][1])
+	require.Equal(t, strconv.Itoa(lastBefore), resumes[1][1], "w-b continued from the step w-a saved:\n%s", log)
+	require.Len(t, stepRe.FindAllString(log, -1), 40, "each step ran once over both segments:\n%s", log)
+	require.Contains(t, log, "done")
 	require.NotNil(t, done.Receipt)
 
 	var left []string
