@@ -7,6 +7,12 @@
 // JSON shape, {"error": {"code", "message", "field"}}, with the status taken
 // from greenq.HTTPStatus.
 //
+// Before any handler, a guard (guard.go) refuses what a web page of another
+// origin could make a browser send: a body that is not application/json
+// (415), a foreign Origin or a cross-site Sec-Fetch-Site unless the origin
+// is in Config.AllowedOrigins (403), a non-loopback Host on a server without
+// tokens (403, against DNS rebinding), and credentials in query strings.
+//
 // The Python client (python/greenq.py), a demo notebook and the dashboard's
 // assets (web/) live beside the handlers so one test suite keeps them in
 // step with the OpenAPI document (openapi.json).

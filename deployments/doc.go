@@ -8,6 +8,9 @@
 //   - systemd/: units for the server and for one worker per region.
 //   - local/: run.sh, Redis + server + one worker per region as separate
 //     processes on one machine.
+//   - redis/: users.acl, the Redis roles (server, worker, admin) with
+//     password placeholders; TestRedisACLRoles runs a real worker under the
+//     worker role against a real redis-server.
 //
 // The tests parse every manifest strictly with the Kubernetes API types,
 // build each overlay with a small kustomize resolver of their own (the

@@ -3,16 +3,24 @@
 // own process group with the GPUs it assigns, and the measurements behind
 // the job's carbon receipt.
 //
-// A job's argv runs directly (no shell unless the user wrote one) in its own
-// process group, with GREENQ_JOB_ID, GREENQ_REGION, GREENQ_TRIAL,
-// CUDA_VISIBLE_DEVICES (GPUs from the worker's pool, never shared),
-// GREENQ_CHECKPOINT_DIR for interruptible jobs and
-// GREENQ_FUNCTIONAL_UNITS_FILE. Cancel, a passed deadline, or the end of an
-// interruptible job's planned segment (SIGTERM, Grace, SIGKILL) stop the
-// whole group. Every outcome is recorded on the job, so the handler returns
-// nil and asynq never runs a finished or cancelled job again; a worker that
-// dies loses no job, because asynq's lease recovery hands the task to
-// another worker and Start counts the attempt.
+// A job's argv runs directly (no shell unless the user wrote one) through
+// an executor (package executor: a process group here, or a container
+// through podman or docker for a job with an image), with the GPUs it
+// assigns from its pool, never shared. Its environment is built, never
+// inherited (env.go): a minimal base, the operator's PassEnv, the job's env
+// and secrets (resolved from SecretsDir), and greenq's variables
+// (GREENQ_JOB_ID, GREENQ_REGION, GREENQ_TRIAL, GREENQ_OUTPUT_DIR,
+// GREENQ_CONTROL_FILE, CUDA_VISIBLE_DEVICES, GREENQ_CHECKPOINT_DIR for
+// interruptible jobs, GREENQ_FUNCTIONAL_UNITS_FILE). Checkpoints and outputs
+// live where every worker can reach them (package jobfiles).
+//
+// Every stop — cancel, a passed deadline, the end of an interruptible job's
+// planned segment, a drain — is SIGTERM, the job's grace, then SIGKILL; a
+// job greenq paused is planned again whatever its exit code. Every outcome
+// is recorded on the job, so the handler returns nil and asynq never runs
+// a finished or cancelled job again; a worker that dies loses no job,
+// because asynq's lease recovery hands the task to another worker and Start
+// counts the attempt.
 //
 // Energy is measured, not guessed, wherever the machine allows:
 //
