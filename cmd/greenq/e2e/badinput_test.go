@@ -68,9 +68,9 @@ func TestBadSubmissionsRefused(t *testing.T) {
 		{"name not UTF-8", []string{"--deadline", "24h", "--name", "bad\xc3\x28", "--", "true"}, "name"},
 		{"tag without =", []string{"--deadline", "24h", "--tag", "novalue", "--", "true"}, "tag"},
 		{"too many tags", append(append([]string{"--deadline", "24h"}, manyTags...), "--", "true"), "tags"},
-		{"max price negative", []string{"--deadline", "24h", "--max-price", "-1", "--", "true"}, "max_price"},
-		{"power NaN", []string{"--deadline", "24h", "--power-w", "NaN", "--", "true"}, "power_w"},
-		{"power absurd", []string{"--deadline", "24h", "--power-w", "20000", "--", "true"}, "power_w"},
+		{"max price negative", []string{"--deadline", "24h", "--max-price", "-1", "--", "true"}, "max-price"},
+		{"power NaN", []string{"--deadline", "24h", "--power-w", "NaN", "--", "true"}, "power-w"},
+		{"power absurd", []string{"--deadline", "24h", "--power-w", "20000", "--", "true"}, "power-w"},
 		{"output format unknown", []string{"--deadline", "24h", "-o", "yaml", "--", "true"}, "-o"},
 	}
 	require.GreaterOrEqual(t, len(cases), 20)
