@@ -97,6 +97,7 @@ type Job struct {
 	DurationEstimateS     int64             `json:"duration_estimate_s"`
 	GPUs                  int               `json:"gpus"`
 	Regions               []string          `json:"regions"`
+	HomeRegion            string            `json:"home_region,omitempty"` // where "run now" runs (SubmitRequest.HomeRegion)
 	Interruptible         bool              `json:"interruptible"`
 	Group                 string            `json:"group,omitempty"`
 	Trial                 int               `json:"trial,omitempty"`
@@ -163,9 +164,21 @@ type Plan struct {
 	Urgent bool `json:"urgent,omitempty"`
 	// Provisional marks the plan a job gets at submit, before the leader's
 	// capacity-aware round replaces it.
-	Provisional bool      `json:"provisional,omitempty"`
-	Baseline    Baseline  `json:"baseline"`
-	PlannedAt   time.Time `json:"planned_at"`
+	Provisional bool `json:"provisional,omitempty"`
+	// Held is set when no allowed region has a window under the job's
+	// price cap (max_price_usd_per_gpu_hour) before its deadline: the job
+	// has no region or window, stays pending, is never released above the
+	// cap, and expires at its deadline unless a later round finds a window.
+	Held     bool     `json:"held,omitempty"`
+	Baseline Baseline `json:"baseline"`
+	// SavedByWaitingGCO2 and SavedByMovingGCO2 split what the plan expects
+	// to save against the baseline (Baseline.ExpectedGCO2 − ExpectedGCO2):
+	// waiting is the plan's region run at once against the plan;
+	// moving is the baseline (the home region at once) against the plan's
+	// region at once. They add up to the saving.
+	SavedByWaitingGCO2 float64   `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2  float64   `json:"saved_by_moving_gco2"`
+	PlannedAt          time.Time `json:"planned_at"`
 	// Alternatives are runner-up options the planner weighed, for explain.
 	Alternatives []Alternative `json:"alternatives,omitempty"`
 }
@@ -186,12 +199,13 @@ type Window struct {
 	End   time.Time `json:"end"`
 }
 
-// Baseline is what running at once would have been: the first allowed
-// region, starting at submit (or now, for the plan's comparison).
+// Baseline is what running at once would have been: the job's home region
+// (Job.HomeRegion), starting at submit (or now, for a plan made later).
 type Baseline struct {
-	Region       string    `json:"region"`
-	Start        time.Time `json:"start"`
-	ExpectedGCO2 float64   `json:"expected_gco2"`
+	Region          string    `json:"region"`
+	Start           time.Time `json:"start"`
+	ExpectedGCO2    float64   `json:"expected_gco2"`
+	ExpectedCostUSD float64   `json:"expected_cost_usd,omitempty"`
 }
 
 // Run describes the (latest) execution of a job on a worker.
@@ -216,29 +230,65 @@ type RunSegment struct {
 	EnergyKWh float64   `json:"energy_kwh"`
 }
 
-// Receipt is the carbon receipt a worker leaves on a finished job.
-// GCO2 = EnergyKWh × PUE × IntensityGCO2PerKWh; SavedGCO2 = BaselineGCO2 − GCO2.
+// Receipt is the carbon receipt a worker leaves on a finished job:
+//
+//	GCO2      = EnergyKWh × PUE × IntensityGCO2PerKWh
+//	SavedGCO2 = BaselineGCO2 − GCO2 = SavedByWaitingGCO2 + SavedByMovingGCO2
+//	CostUSD   = GPUHours × PriceUSDPerGPUHour
+//
+// PUE, prices and the embodied factor are the server's region
+// configuration. A receipt written while the run's hours had only forecast
+// intensities is restated from the provider's actuals when they arrive
+// (RestatedAt, GCO2AtFinish).
 type Receipt struct {
 	EnergyKWh    float64 `json:"energy_kwh"`
 	GPUEnergyKWh float64 `json:"gpu_energy_kwh"`
 	CPUEnergyKWh float64 `json:"cpu_energy_kwh"`
 	RAMEnergyKWh float64 `json:"ram_energy_kwh"`
 	// EnergySource is "nvml", "nvml-power-sampling" or "estimate" (GPU).
-	EnergySource    string  `json:"energy_source"`
-	CPUEnergySource string  `json:"cpu_energy_source,omitempty"`
-	PUE             float64 `json:"pue"`
+	EnergySource    string `json:"energy_source"`
+	CPUEnergySource string `json:"cpu_energy_source,omitempty"`
+	// EnergyMeter says where the energy was measured: "worker" (by the
+	// worker, on the job's machine), "greenq-meter" (by greenq meter where
+	// the job ran: a Slurm node, a pod), "slurm" (the cluster's energy
+	// accounting) or "none" (the job ran elsewhere and nothing measured it:
+	// the GPU figure is GPUs × power × time, energy_source "estimate").
+	EnergyMeter string  `json:"energy_meter,omitempty"`
+	PUE         float64 `json:"pue"`
 	// IntensityGCO2PerKWh is time-weighted over the run's real intervals.
 	IntensityGCO2PerKWh float64 `json:"intensity_gco2_per_kwh"`
 	// IntensitySource names the provider and whether actuals or forecast
 	// values were used, e.g. "file:actual".
-	IntensitySource             string  `json:"intensity_source,omitempty"`
-	Signal                      string  `json:"signal,omitempty"` // average | marginal
-	GCO2                        float64 `json:"gco2"`
-	BaselineGCO2                float64 `json:"baseline_gco2"`
-	SavedGCO2                   float64 `json:"saved_gco2"`
+	IntensitySource string  `json:"intensity_source,omitempty"`
+	Signal          string  `json:"signal,omitempty"` // average | marginal
+	GCO2            float64 `json:"gco2"`
+	// BaselineGCO2 is the same energy run at submit in the home region
+	// (BaselineRegion), for as long as the job ran.
+	BaselineGCO2 float64 `json:"baseline_gco2"`
+	SavedGCO2    float64 `json:"saved_gco2"`
+	// SavedByWaitingGCO2 is what the same region(s) the job ran in would
+	// have emitted had it run at submit, less what it emitted.
+	SavedByWaitingGCO2 float64 `json:"saved_by_waiting_gco2"`
+	// SavedByMovingGCO2 is the rest of SavedGCO2: the home region at submit
+	// against the region(s) it ran in at submit.
+	SavedByMovingGCO2           float64 `json:"saved_by_moving_gco2"`
 	BaselineRegion              string  `json:"baseline_region,omitempty"`
 	BaselineIntensityGCO2PerKWh float64 `json:"baseline_intensity_gco2_per_kwh,omitempty"`
 	EmbodiedGCO2                float64 `json:"embodied_gco2,omitempty"`
+	// GPUHours is GPUs × the time the job really ran.
+	GPUHours float64 `json:"gpu_hours"`
+	// CostUSD is what that compute cost: GPU-hours × the region's price in
+	// force while it ran (time-of-use schedules honoured).
+	CostUSD float64 `json:"cost_usd"`
+	// PriceUSDPerGPUHour is CostUSD / GPUHours, the mean price paid.
+	PriceUSDPerGPUHour float64 `json:"price_usd_per_gpu_hour"`
+	// GCO2AtFinish is GCO2 as first written, when the receipt has been
+	// restated from actuals since; RestatedAt is when.
+	GCO2AtFinish *float64   `json:"gco2_at_finish,omitempty"`
+	RestatedAt   *time.Time `json:"restated_at,omitempty"`
+	// FunctionalUnits is how many units of FunctionalUnit the job reported
+	// (SCI's R); 0 means one job.
+	FunctionalUnits float64 `json:"functional_units,omitempty"`
 	// SCI is (E×I + M) per functional unit (ISO/IEC 21031).
 	SCI               float64 `json:"sci,omitempty"`
 	FunctionalUnit    string  `json:"functional_unit,omitempty"`

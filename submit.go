@@ -31,6 +31,7 @@ type SubmitRequest struct {
 	Command               []string          `json:"command"`
 	GPUs                  int               `json:"gpus,omitempty"`
 	Regions               []string          `json:"regions,omitempty"`
+	HomeRegion            string            `json:"home_region,omitempty"` // see Normalize
 	Interruptible         bool              `json:"interruptible,omitempty"`
 	DurationEstimateS     int64             `json:"duration_estimate_s,omitempty"`
 	Trials                int               `json:"trials,omitempty"`
@@ -60,8 +61,11 @@ func ParseDeadline(s string, now time.Time) (time.Time, error) {
 }
 
 // Normalize validates r against now and the known region names, fills its
-// defaults (kind train, 1 GPU, 1 trial) and returns the parsed deadline.
-// Errors are *Error with CodeInvalidArgument naming the field.
+// defaults (kind train, 1 GPU, 1 trial, home region the first of Regions,
+// else the first known region) and returns the parsed deadline. The home
+// region is where "run now" means, the baseline savings are counted
+// against; it must be one of Regions when those are given. Errors are
+// *Error with CodeInvalidArgument naming the field.
 func (r *SubmitRequest) Normalize(now time.Time, knownRegions []string) (time.Time, error) {
 	if r.Kind == "" {
 		r.Kind = KindTrain
@@ -77,6 +81,14 @@ func (r *SubmitRequest) Normalize(now time.Time, knownRegions []string) (time.Ti
 	}
 	if err := r.validateFields(knownRegions); err != nil {
 		return time.Time{}, err
+	}
+	if r.HomeRegion == "" {
+		switch {
+		case len(r.Regions) > 0:
+			r.HomeRegion = r.Regions[0]
+		case len(knownRegions) > 0:
+			r.HomeRegion = knownRegions[0]
+		}
 	}
 	deadline, err := ParseDeadline(r.Deadline, now)
 	if err != nil {
@@ -139,6 +151,13 @@ func (r *SubmitRequest) validateFields(knownRegions []string) error {
 		if !slices.Contains(knownRegions, reg) {
 			return Invalid("regions", "unknown region %q (known: %s)", reg, strings.Join(knownRegions, ", "))
 		}
+	}
+	switch h := r.HomeRegion; {
+	case h == "":
+	case len(r.Regions) > 0 && !slices.Contains(r.Regions, h):
+		return Invalid("home_region", "%q is not one of the job's regions (%s): the home region is where running at once would run, so the job must be allowed there", h, strings.Join(r.Regions, ", "))
+	case len(r.Regions) == 0 && len(knownRegions) > 0 && !slices.Contains(knownRegions, h):
+		return Invalid("home_region", "unknown region %q (known: %s)", h, strings.Join(knownRegions, ", "))
 	}
 	if bad(r.MaxPriceUSDPerGPUHour) {
 		return Invalid("max_price_usd_per_gpu_hour", "must be a finite number ≥ 0")

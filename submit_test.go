@@ -26,6 +26,19 @@ func TestNormalizeDefaults(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), d)
 	require.Equal(t, KindSweep, s.Kind, "several trials default to a sweep")
+	require.Empty(t, s.HomeRegion, "no region known: none")
+
+	h := SubmitRequest{Command: []string{"x"}, Deadline: "1h", Regions: []string{"b", "a"}}
+	_, err = h.Normalize(now, []string{"a", "b"})
+	require.NoError(t, err)
+	require.Equal(t, "b", h.HomeRegion, "home defaults to the first of regions")
+	_, err = r.Normalize(now, []string{"a"})
+	require.NoError(t, err)
+	require.Equal(t, "a", r.HomeRegion, "else the first configured region")
+	h = SubmitRequest{Command: []string{"x"}, Deadline: "1h", Regions: []string{"b", "a"}, HomeRegion: "a"}
+	_, err = h.Normalize(now, []string{"a", "b"})
+	require.NoError(t, err)
+	require.Equal(t, "a", h.HomeRegion)
 }
 
 func TestNormalizeRefuses(t *testing.T) {
@@ -56,6 +69,8 @@ func TestNormalizeRefuses(t *testing.T) {
 		{"negative duration", func(r *SubmitRequest) { r.DurationEstimateS = -5 }, "duration_estimate_s"},
 		{"absurd duration", func(r *SubmitRequest) { r.DurationEstimateS = 1 << 40 }, "duration_estimate_s"},
 		{"unknown region", func(r *SubmitRequest) { r.Regions = []string{"mars-1"} }, "regions"},
+		{"unknown home region", func(r *SubmitRequest) { r.HomeRegion = "mars-1" }, "home_region"},
+		{"home outside the regions", func(r *SubmitRequest) { r.Regions, r.HomeRegion = []string{"eu-north"}, "us-west" }, "home_region"},
 		{"oversized name", func(r *SubmitRequest) { r.Name = strings.Repeat("n", MaxNameLen+1) }, "name"},
 		{"invalid UTF-8 name", func(r *SubmitRequest) { r.Name = "\xc3\x28" }, "name"},
 		{"NaN price", func(r *SubmitRequest) { r.MaxPriceUSDPerGPUHour = math.NaN() }, "max_price_usd_per_gpu_hour"},

@@ -5,7 +5,9 @@
 // every job belongs to the tenant of the bearer token that submitted it and
 // is invisible (404, absent from lists) to other tenants. Errors are one
 // JSON shape, {"error": {"code", "message", "field"}}, with the status taken
-// from greenq.HTTPStatus.
+// from greenq.HTTPStatus. Bulk submit, POST /v1/jobs:batch (or POST
+// /v1/jobs with {"jobs": [...]}), validates every job before storing any, so
+// a refused job (the error names jobs[i].field) stores nothing.
 //
 // Before any handler, a guard (guard.go) refuses what a web page of another
 // origin could make a browser send: a body that is not application/json

@@ -39,6 +39,9 @@ type fakeStore struct {
 	advance bool
 	// blockUntilDone makes List wait for the request's context to end.
 	blockUntilDone bool
+	// submitErr, when set, may refuse a submission after validation, as a
+	// real store does when Redis fails or no worker is large enough.
+	submitErr func(req greenq.SubmitRequest) error
 }
 
 var _ Store = (*fakeStore)(nil)
@@ -103,6 +106,11 @@ func (f *fakeStore) Submit(ctx context.Context, tenant string, req greenq.Submit
 	if err != nil {
 		return nil, err
 	}
+	if f.submitErr != nil {
+		if err := f.submitErr(req); err != nil {
+			return nil, err
+		}
+	}
 	var out []*greenq.Job
 	group := ""
 	if req.Trials > 1 {
@@ -114,7 +122,7 @@ func (f *fakeStore) Submit(ctx context.Context, tenant string, req greenq.Submit
 			Tenant: tenant, Key: req.Key, Command: req.Command, SubmittedAt: now, UpdatedAt: now, Deadline: deadline,
 			DurationEstimateS: req.DurationEstimateS, GPUs: req.GPUs, Regions: req.Regions, Interruptible: req.Interruptible,
 			Group: group, Tags: req.Tags, MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: req.PowerW,
-			JobSpec: req.JobSpec}
+			FunctionalUnit: req.FunctionalUnit, JobSpec: req.JobSpec, HomeRegion: req.HomeRegion}
 		if group != "" {
 			j.Trial = trial + 1
 		}
@@ -339,5 +347,12 @@ func (f *fakeStore) seedDashboard(tenant string) {
 	d := job("d-5", "done-job", greenq.StateSucceeded, 5, plan("uk", -4, 1, 40, 90))
 	d.Receipt = &greenq.Receipt{EnergyKWh: 0.31, EnergySource: "estimate", PUE: 1.1, IntensityGCO2PerKWh: 41,
 		GCO2: 14, BaselineGCO2: 96.1, SavedGCO2: 82.1, DurationS: 3600}
+	fin, ok, bad := now.Add(-3*time.Hour), 0, 1
+	d.Run = &greenq.Run{Region: "uk", Worker: "w-2", StartedAt: now.Add(-4 * time.Hour), FinishedAt: &fin, ExitCode: &ok, Attempt: 1}
 	f.put(d)
+	e := job("d-6", "broken-eval", greenq.StateFailed, 5, plan("eu-central", -2, 1, 30, 40))
+	failedAt := now.Add(-time.Hour)
+	e.Run = &greenq.Run{Region: "eu-central", Worker: "w-3", StartedAt: now.Add(-2 * time.Hour), FinishedAt: &failedAt, ExitCode: &bad, Attempt: 1}
+	e.Error = "exit status 1"
+	f.put(e)
 }

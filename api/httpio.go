@@ -51,8 +51,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 			e = &greenq.Error{Code: greenq.CodeInternal, Message: "internal error"}
 		} else if e.Code == greenq.CodeNotFound && e.Message == greenq.ErrNotFound.Message && err.Error() != e.Error() {
-			// Keep the wrapping context ("job x: not found") for people.
-			e = &greenq.Error{Code: e.Code, Message: err.Error(), Field: e.Field}
+			// Keep the context that says what was not found ("job x: not
+			// found"), without the verbs each layer wrapped it in.
+			e = &greenq.Error{Code: e.Code, Message: innermostContext(err, e), Field: e.Field}
 		}
 	case errors.Is(err, context.DeadlineExceeded):
 		e = greenq.Errorf(greenq.CodeUnavailable, "the request took longer than %s", s.cfg.RequestTimeout)
@@ -66,6 +67,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="greenq"`)
 	}
 	writeJSON(w, greenq.HTTPStatus(e.Code), errorBody{Error: e})
+}
+
+// innermostContext returns the message of the innermost error in err's
+// chain that wraps e: the one that names the thing ("job x: not found"),
+// not the verbs around it ("cancel job x: cancel: …").
+func innermostContext(err error, e *greenq.Error) string {
+	msg := err.Error()
+	for cur := err; cur != nil; cur = errors.Unwrap(cur) {
+		if cur == error(e) {
+			break
+		}
+		msg = cur.Error()
+	}
+	return msg
 }
 
 // decodeJSON reads r's body (at most limit bytes) into v strictly: unknown

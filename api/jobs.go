@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/greenq/greenq"
@@ -61,19 +62,77 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 	if !reflect.DeepEqual(b.SubmitRequest, greenq.SubmitRequest{}) {
 		return greenq.Invalid("jobs", "give either one job's fields or a jobs array, not both")
 	}
-	if err := s.validateBatch(r, b.Jobs); err != nil {
+	return s.storeBatch(w, r, p, b.Jobs)
+}
+
+// batchBody is POST /v1/jobs:batch's body.
+type batchBody struct {
+	Jobs []greenq.SubmitRequest `json:"jobs"`
+}
+
+// submitBatch serves POST /v1/jobs:batch: {"jobs": [...]}, as POST
+// /v1/jobs takes it.
+func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, p principal) error {
+	var b batchBody
+	if err := decodeJSON(w, r, s.cfg.BodyLimit, &b); err != nil {
 		return err
+	}
+	if b.Jobs == nil {
+		return greenq.Invalid("jobs", "is required: send {\"jobs\": [job, …]}")
+	}
+	return s.storeBatch(w, r, p, b.Jobs)
+}
+
+// batchWorkers is how many of a batch's jobs are stored at once: their
+// Redis round trips overlap, and the store plans jobs that arrive together
+// in one planner call.
+const batchWorkers = 32
+
+// storeBatch validates every request of a batch, then stores them and
+// answers their jobs in request order. Nothing is stored when any request
+// is refused by validation (the error names jobs[i].field); should storing
+// one fail after that (Redis unavailable, a job larger than any worker),
+// the jobs of the batch already stored are cancelled and the error names
+// the job that failed.
+func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, p principal, reqs []greenq.SubmitRequest) error {
+	if err := s.validateBatch(r, reqs); err != nil {
+		return err
+	}
+	subs := make([]queue.Submitted, len(reqs))
+	errs := make([]error, len(reqs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(batchWorkers, len(reqs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				subs[i], errs[i] = s.submitOne(r, p.tenant, reqs[i])
+			}
+		}()
+	}
+	for i := range reqs {
+		if r.Context().Err() != nil {
+			errs[i] = r.Context().Err()
+			break
+		}
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		s.cancelStored(r, p, subs)
+		return fmt.Errorf("submit job %d of %d: %w", i+1, len(reqs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
 	}
 	var (
 		all    []*greenq.Job
 		allRaw [][]byte
 		hasRaw = true
 	)
-	for i, req := range b.Jobs {
-		sub, err := s.submitOne(r, p.tenant, req)
-		if err != nil {
-			return fmt.Errorf("submit job %d of %d: %w", i+1, len(b.Jobs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
-		}
+	for _, sub := range subs {
 		all = append(all, sub.Jobs...)
 		allRaw = append(allRaw, sub.JSON...)
 		hasRaw = hasRaw && sub.JSON != nil
@@ -83,6 +142,23 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, p principal) err
 	}
 	writeJobList(w, http.StatusCreated, all, allRaw)
 	return nil
+}
+
+// cancelStored cancels the new jobs of a batch that failed part way, so
+// that none of it runs. Jobs an idempotency key found stored before are
+// left alone.
+func (s *Server) cancelStored(r *http.Request, p principal, subs []queue.Submitted) {
+	ctx := context.WithoutCancel(r.Context())
+	for _, sub := range subs {
+		if sub.Existing {
+			continue
+		}
+		for _, j := range sub.Jobs {
+			if _, err := s.store.Cancel(ctx, p.tenant, j.ID); err != nil {
+				s.log.WarnContext(ctx, "cancel a job of a failed batch", "job", j.ID, "err", err)
+			}
+		}
+	}
 }
 
 // jsonSubmitter is a store that hands back the JSON of the jobs it stored
@@ -152,6 +228,11 @@ func (s *Server) validateBatch(r *http.Request, reqs []greenq.SubmitRequest) err
 		c := req
 		c.Regions = append([]string(nil), req.Regions...)
 		if _, err := c.Normalize(now, names); err != nil {
+			return prefixField(err, fmt.Sprintf("jobs[%d].", i))
+		}
+		// Regions carries each region's largest worker, so a job too large
+		// for every allowed one is refused before anything is stored.
+		if err := greenq.CheckFitsWorkers(c.GPUs, c.Regions, regions); err != nil {
 			return prefixField(err, fmt.Sprintf("jobs[%d].", i))
 		}
 		total += c.Trials

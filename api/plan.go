@@ -33,6 +33,12 @@ type PlanEntry struct {
 	Urgent          bool             `json:"urgent,omitempty"`
 	Reason          string           `json:"reason,omitempty"`
 	Baseline        *greenq.Baseline `json:"baseline,omitempty"`
+	// SavedByWaitingGCO2 + SavedByMovingGCO2 = SavedGCO2 (greenq.Plan).
+	SavedByWaitingGCO2 float64 `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2  float64 `json:"saved_by_moving_gco2"`
+	// Held is set when no window under the job's price cap is left before
+	// its deadline: no region or window, never released above the cap.
+	Held bool `json:"held,omitempty"`
 }
 
 // PlanTotals sums a plan.
@@ -44,6 +50,9 @@ type PlanTotals struct {
 	SavedGCO2       float64 `json:"saved_gco2"`
 	ExpectedKWh     float64 `json:"expected_kwh"`
 	ExpectedCostUSD float64 `json:"expected_cost_usd"`
+	// SavedByWaitingGCO2 + SavedByMovingGCO2 = SavedGCO2.
+	SavedByWaitingGCO2 float64 `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2  float64 `json:"saved_by_moving_gco2"`
 }
 
 // PlanResponse is GET /v1/plan.
@@ -55,9 +64,10 @@ type PlanResponse struct {
 
 // Option is one region and window weighed for a job (GET /v1/plan?explain=ID).
 type Option struct {
-	Region          string    `json:"region"`
-	Start           time.Time `json:"start"`
-	End             time.Time `json:"end"`
+	Region string `json:"region"`
+	// Start and End are absent for a region with no window at all.
+	Start           time.Time `json:"start,omitzero"`
+	End             time.Time `json:"end,omitzero"`
 	ExpectedGCO2    float64   `json:"expected_gco2"`
 	ExpectedCostUSD float64   `json:"expected_cost_usd"`
 	// Rejected says why the option lost; empty for the chosen one.
@@ -76,7 +86,11 @@ type Explanation struct {
 func entry(j *greenq.Job, now time.Time) PlanEntry {
 	e := PlanEntry{ID: j.ID, Name: j.Name, Tenant: j.Tenant, State: j.State, GPUs: j.GPUs,
 		SubmittedAt: j.SubmittedAt, Deadline: j.Deadline}
-	if p := j.Plan; p != nil {
+	if p := j.Plan; p != nil && p.Held {
+		e.Held, e.Reason = true, p.Reason
+		b := p.Baseline
+		e.Baseline = &b
+	} else if p != nil {
 		start, end := p.Start, p.End
 		if end.IsZero() {
 			end = start.Add(j.Duration())
@@ -84,6 +98,7 @@ func entry(j *greenq.Job, now time.Time) PlanEntry {
 		e.Region, e.Start, e.End = p.Region, &start, &end
 		e.ExpectedGCO2, e.ExpectedCostUSD, e.ExpectedKWh = p.ExpectedGCO2, p.ExpectedCostUSD, p.ExpectedKWh
 		e.SavedGCO2 = p.Baseline.ExpectedGCO2 - p.ExpectedGCO2
+		e.SavedByWaitingGCO2, e.SavedByMovingGCO2 = p.SavedByWaitingGCO2, p.SavedByMovingGCO2
 		e.Urgent, e.Reason = p.Urgent, p.Reason
 		b := p.Baseline
 		e.Baseline = &b
@@ -127,9 +142,11 @@ func (s *Server) plan(w http.ResponseWriter, r *http.Request, p principal) error
 		}
 		t.ExpectedGCO2 += e.ExpectedGCO2
 		t.SavedGCO2 += e.SavedGCO2
+		t.SavedByWaitingGCO2 += e.SavedByWaitingGCO2
+		t.SavedByMovingGCO2 += e.SavedByMovingGCO2
 		t.ExpectedKWh += e.ExpectedKWh
 		t.ExpectedCostUSD += e.ExpectedCostUSD
-		if e.Baseline != nil {
+		if e.Baseline != nil && !e.Held {
 			t.BaselineGCO2 += e.Baseline.ExpectedGCO2
 		}
 	}
@@ -170,13 +187,26 @@ func (s *Server) explain(r *http.Request, p principal, id string, now time.Time)
 		dur = greenq.DefaultDuration
 	}
 	var opts []Option
+	// The baseline row is the stored plan's: the job's home region at
+	// once. A job not planned yet gets the home region's run-now option.
 	var baseline *Option
+	if pl := j.Plan; pl != nil && pl.Baseline.Region != "" {
+		b := pl.Baseline
+		baseline = &Option{Region: b.Region, Start: b.Start, End: b.Start.Add(dur), ExpectedGCO2: b.ExpectedGCO2, ExpectedCostUSD: b.ExpectedCostUSD}
+	}
+	home := j.HomeRegion
+	if home == "" && len(j.Regions) > 0 {
+		home = j.Regions[0]
+	}
 	for _, reg := range regions {
 		if len(j.Regions) > 0 && !slices.Contains(j.Regions, reg.Name) {
 			continue
 		}
-		if j.MaxPriceUSDPerGPUHour > 0 && reg.GPUPriceUSDPerHour > j.MaxPriceUSDPerGPUHour {
-			opts = append(opts, Option{Region: reg.Name, Rejected: fmt.Sprintf("its price $%.2f/GPU-h is over the job's cap of $%.2f", reg.GPUPriceUSDPerHour, j.MaxPriceUSDPerGPUHour)})
+		if home == "" {
+			home = reg.Name
+		}
+		if j.MaxPriceUSDPerGPUHour > 0 && reg.MinPrice() > j.MaxPriceUSDPerGPUHour {
+			opts = append(opts, Option{Region: reg.Name, Rejected: fmt.Sprintf("its price, $%.2f/GPU-h at the cheapest, is over the job's cap of $%.2f", reg.MinPrice(), j.MaxPriceUSDPerGPUHour)})
 			continue
 		}
 		series, err := s.store.Series(ctx, reg.Name)
@@ -193,15 +223,19 @@ func (s *Server) explain(r *http.Request, p principal, id string, now time.Time)
 		res := policy.Plan(policy.Input{Now: now, Regions: []policy.Region{pr}, Config: s.cfg.Planner, Jobs: []policy.Job{{
 			ID: j.ID, Group: j.Group, GPUs: max(j.GPUs, 1), Duration: dur, PowerW: j.PowerW,
 			Earliest: earliest, Deadline: j.Deadline, Regions: []string{reg.Name},
-			Interruptible: j.Interruptible,
+			Interruptible: j.Interruptible, MaxPriceUSDPerGPUHour: j.MaxPriceUSDPerGPUHour,
 		}}})
 		if len(res.Assignments) == 0 {
 			continue
 		}
 		a := res.Assignments[0]
-		if baseline == nil {
+		if baseline == nil && reg.Name == home {
 			b := a.Baseline
 			baseline = &Option{Region: b.Region, Start: b.Start, End: b.Start.Add(dur), ExpectedGCO2: b.ExpectedGCO2, ExpectedCostUSD: b.ExpectedCostUSD}
+		}
+		if a.Held {
+			opts = append(opts, Option{Region: reg.Name, Rejected: "no window under the job's price cap before its deadline"})
+			continue
 		}
 		o := Option{Region: reg.Name, Start: a.Start(), End: a.End(), ExpectedGCO2: a.ExpectedGCO2, ExpectedCostUSD: a.ExpectedCostUSD}
 		if a.Urgent {
@@ -210,12 +244,18 @@ func (s *Server) explain(r *http.Request, p principal, id string, now time.Time)
 		opts = append(opts, o)
 		for _, alt := range a.Alternatives {
 			if alt.Rejected != "" {
-				opts = append(opts, Option{Region: alt.Region, Start: alt.Start, End: alt.Start.Add(dur), ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected})
+				o := Option{Region: alt.Region, Start: alt.Start, ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected}
+				if !alt.Start.IsZero() {
+					o.End = alt.Start.Add(dur)
+				}
+				opts = append(opts, o)
 			}
 		}
 	}
 	var chosen *Option
-	if pl := j.Plan; pl != nil {
+	if pl := j.Plan; pl != nil && pl.Held {
+		x.Why = pl.Reason
+	} else if pl != nil {
 		end := pl.End
 		if end.IsZero() {
 			end = pl.Start.Add(dur)
@@ -252,7 +292,7 @@ func (s *Server) explain(r *http.Request, p principal, id string, now time.Time)
 		x.Alternatives = append(x.Alternatives, o)
 	}
 	x.Chosen = chosen
-	if chosen == nil {
+	if chosen == nil && (j.Plan == nil || !j.Plan.Held) {
 		x.Why = "no allowed region has a usable forecast"
 	}
 	return x, nil
@@ -292,6 +332,13 @@ type Summary struct {
 	EnergyKWh   float64 `json:"energy_kwh"`
 	// PlannedSavedGCO2 is what the plans of unreleased jobs expect to save.
 	PlannedSavedGCO2 float64 `json:"planned_saved_gco2"`
+	// SavedByWaitingGCO2 + SavedByMovingGCO2 = SavedGCO2, from the
+	// receipts; CostUSD sums their measured cost, PlannedCostUSD the
+	// expected cost of jobs not yet run.
+	SavedByWaitingGCO2 float64 `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2  float64 `json:"saved_by_moving_gco2"`
+	CostUSD            float64 `json:"cost_usd"`
+	PlannedCostUSD     float64 `json:"planned_cost_usd"`
 	// Truncated is set when only the first MaxSummaryJobs jobs were read.
 	Truncated bool `json:"truncated,omitempty"`
 }
@@ -317,13 +364,19 @@ func (s *Server) summary(w http.ResponseWriter, r *http.Request, p principal) er
 			if rc := j.Receipt; rc != nil {
 				out.EmittedGCO2 += rc.GCO2
 				out.SavedGCO2 += rc.SavedGCO2
+				out.SavedByWaitingGCO2 += rc.SavedByWaitingGCO2
+				out.SavedByMovingGCO2 += rc.SavedByMovingGCO2
+				out.CostUSD += rc.CostUSD
 				out.EnergyKWh += rc.EnergyKWh
 			}
 			if (j.State == greenq.StatePending || j.State == greenq.StatePlanned) && j.Plan != nil {
 				if j.Plan.Start.After(now) {
 					out.Deferred++
 				}
-				out.PlannedSavedGCO2 += j.Plan.Baseline.ExpectedGCO2 - j.Plan.ExpectedGCO2
+				if !j.Plan.Held {
+					out.PlannedSavedGCO2 += j.Plan.Baseline.ExpectedGCO2 - j.Plan.ExpectedGCO2
+					out.PlannedCostUSD += j.Plan.ExpectedCostUSD
+				}
 			}
 		}
 		if next == "" || len(jobs) == 0 {

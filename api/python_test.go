@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -45,6 +46,53 @@ func TestPythonClient(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s", out)
 	require.NoError(t, err, "python client tests failed")
+}
+
+// TestPythonClientInstalls installs the client the way Python users
+// expect, pip install ./api/python (offline: it needs nothing beyond the
+// standard library), and imports it from elsewhere.
+func TestPythonClientInstalls(t *testing.T) {
+	t.Parallel()
+	// An offline install builds with the interpreter's own setuptools and
+	// wheel (pip's build isolation would fetch them).
+	py := ""
+	for _, name := range []string{"python3", "/usr/bin/python3"} {
+		if p, err := exec.LookPath(name); err == nil && exec.Command(p, "-c", "import setuptools.build_meta, wheel").Run() == nil &&
+			exec.Command(p, "-m", "pip", "--version").Run() == nil {
+			py = p
+			break
+		}
+	}
+	if py == "" {
+		t.Skip("no python3 with pip, setuptools and wheel (Debian: python3-pip python3-setuptools python3-wheel): install test skipped")
+	}
+	// Build from a copy: setuptools writes build/ and *.egg-info beside the sources.
+	src, target := filepath.Join(t.TempDir(), "python"), t.TempDir()
+	require.NoError(t, os.MkdirAll(src, 0o755))
+	for _, name := range []string{"pyproject.toml", "README.md", "greenq.py"} {
+		b, err := os.ReadFile(filepath.Join("python", name))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(src, name), b, 0o644))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	install := exec.CommandContext(ctx, py, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
+		"--disable-pip-version-check", "--target", target, src)
+	install.Env = append(os.Environ(), "PIP_NO_INPUT=1")
+	out, err := install.CombinedOutput()
+	require.NoError(t, err, "pip install: %s", out)
+	check := exec.CommandContext(ctx, py, "-c", "import greenq; print(greenq.__file__, greenq.__version__)")
+	check.Dir = t.TempDir()
+	check.Env = append(os.Environ(), "PYTHONPATH="+target, "PYTHONDONTWRITEBYTECODE=1")
+	out, err = check.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), filepath.Join(target, "greenq.py"))
+	meta, err := filepath.Glob(filepath.Join(target, "greenq-*.dist-info", "METADATA"))
+	require.NoError(t, err)
+	require.Len(t, meta, 1, "installed as a distribution")
+	b, err := os.ReadFile(meta[0])
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "Requires-Dist", "no dependencies")
 }
 
 // TestNotebookExecutes runs the demo notebook with Debian's Jupyter

@@ -34,6 +34,7 @@ func (s *Server) OpenAPI() []byte { return s.openapi }
 func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/jobs", s.v1(s.submit))
+	m.HandleFunc("POST /v1/jobs:batch", s.v1(s.submitBatch))
 	m.HandleFunc("GET /v1/jobs", s.v1(s.list))
 	m.HandleFunc("GET /v1/jobs/{id}", s.v1(s.get))
 	m.HandleFunc("POST /v1/jobs/{id}/cancel", s.v1(s.cancel))

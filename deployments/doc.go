@@ -3,8 +3,10 @@
 //
 //   - docker/: the multi-stage Dockerfile (targets server and worker) and
 //     the healthcheck command used as the images' HEALTHCHECK.
-//   - kubernetes/: a kustomize base, one overlay per region, and an
-//     optional single-node Redis.
+//   - kubernetes/: a kustomize base, one overlay per region, the
+//     Kubernetes executor's objects (kube-executor/, used by
+//     overlays/k8s-executor-eu-north), and an optional single-node Redis;
+//     its own test builds every kustomization with the real kustomize.
 //   - systemd/: units for the server and for one worker per region.
 //   - local/: run.sh, Redis + server + one worker per region as separate
 //     processes on one machine.

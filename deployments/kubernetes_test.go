@@ -17,6 +17,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	sigsyaml "sigs.k8s.io/yaml"
@@ -50,6 +51,12 @@ type built struct {
 	configMaps      []corev1.ConfigMap
 	pdbs            []policyv1.PodDisruptionBudget
 	monitors        []serviceMonitor
+	claims          []corev1.PersistentVolumeClaim
+	roles           []rbacv1.Role
+	roleBindings    []rbacv1.RoleBinding
+	// Cluster-scoped: no namespace.
+	clusterRoles        []rbacv1.ClusterRole
+	clusterRoleBindings []rbacv1.ClusterRoleBinding
 }
 
 // decodeStrict decodes o into v, failing on any field v does not know.
@@ -89,6 +96,16 @@ func buildTyped(t *testing.T, dir string) built {
 			b.pdbs = append(b.pdbs, decodeAs[policyv1.PodDisruptionBudget](t, o))
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			b.monitors = append(b.monitors, decodeAs[serviceMonitor](t, o))
+		case "v1 PersistentVolumeClaim":
+			b.claims = append(b.claims, decodeAs[corev1.PersistentVolumeClaim](t, o))
+		case "rbac.authorization.k8s.io/v1 Role":
+			b.roles = append(b.roles, decodeAs[rbacv1.Role](t, o))
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			b.roleBindings = append(b.roleBindings, decodeAs[rbacv1.RoleBinding](t, o))
+		case "rbac.authorization.k8s.io/v1 ClusterRole":
+			b.clusterRoles = append(b.clusterRoles, decodeAs[rbacv1.ClusterRole](t, o))
+		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
+			b.clusterRoleBindings = append(b.clusterRoleBindings, decodeAs[rbacv1.ClusterRoleBinding](t, o))
 		default:
 			t.Fatalf("%s: %s has no Go type in this test; add one", dir, o.id())
 		}
@@ -144,12 +161,16 @@ type overlay struct {
 	redis      bool   // runs the in-cluster Redis
 	region     string // the worker pool's greenq region
 	anyGPUNode bool   // the pool may land on any GPU node (no region selector)
+	// kubeExecutor: the worker runs jobs as Kubernetes Jobs
+	// (--executor kubernetes) and holds no GPU itself.
+	kubeExecutor bool
 }
 
 var overlays = []overlay{
 	{dir: "kubernetes/overlays/eu-north", server: true, region: "eu-north"},
 	{dir: "kubernetes/overlays/us-west", region: "us-west"},
 	{dir: "kubernetes/overlays/single-node", server: true, redis: true, region: "eu-north", anyGPUNode: true},
+	{dir: "kubernetes/overlays/k8s-executor-eu-north", server: true, region: "eu-north", kubeExecutor: true},
 }
 
 // kubernetesDirs lists every directory holding a kustomization.
@@ -290,6 +311,9 @@ func TestOverlays(t *testing.T) {
 					require.Equal(t, ns, o.Namespace, "%s: %s is outside namespace %s", ov.dir, o.Name, ns)
 				}
 			}
+			for _, o := range b.clusterObjectMetas() {
+				require.Empty(t, o.Namespace, "%s: %s is cluster-scoped", ov.dir, o.Name)
+			}
 			for _, s := range b.services {
 				require.True(t, matchesAny(labels.SelectorFromSet(s.Spec.Selector), podLabels), "%s: Service %s selects no pods", ov.dir, s.Name)
 			}
@@ -308,7 +332,11 @@ func TestOverlays(t *testing.T) {
 			if ov.server {
 				checkServer(t, b)
 			}
-			checkWorkerPool(t, b, ov, cfg)
+			if ov.kubeExecutor {
+				checkKubeWorker(t, b, ov, cfg)
+			} else {
+				checkWorkerPool(t, b, ov, cfg)
+			}
 		})
 	}
 }
@@ -338,6 +366,27 @@ func (b built) objectMetas() []metav1.ObjectMeta {
 	}
 	for _, x := range b.monitors {
 		out = append(out, x.Metadata)
+	}
+	for _, x := range b.claims {
+		out = append(out, x.ObjectMeta)
+	}
+	for _, x := range b.roles {
+		out = append(out, x.ObjectMeta)
+	}
+	for _, x := range b.roleBindings {
+		out = append(out, x.ObjectMeta)
+	}
+	return out
+}
+
+// clusterObjectMetas are the metadata of the cluster-scoped objects.
+func (b built) clusterObjectMetas() []metav1.ObjectMeta {
+	var out []metav1.ObjectMeta
+	for _, x := range b.clusterRoles {
+		out = append(out, x.ObjectMeta)
+	}
+	for _, x := range b.clusterRoleBindings {
+		out = append(out, x.ObjectMeta)
 	}
 	return out
 }

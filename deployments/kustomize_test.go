@@ -15,7 +15,8 @@ package deployments
 //     null deletes a key; the lists containers, initContainers, env and
 //     volumes merge by name and volumeMounts by mountPath; other lists are
 //     replaced;
-//   - namespace, labels (without includeSelectors) and images.
+//   - namespace (not on cluster-scoped kinds), labels (without
+//     includeSelectors) and images.
 
 import (
 	"bytes"
@@ -136,7 +137,7 @@ func kustomizeBuild(dir string) ([]object, error) {
 	}
 	for _, o := range objs {
 		m := o.meta()
-		if k.Namespace != "" && o.kind() != "Namespace" {
+		if k.Namespace != "" && !clusterScoped[o.kind()] {
 			m["namespace"] = k.Namespace
 		}
 		for _, l := range k.Labels {
@@ -174,6 +175,10 @@ func kustomizeBuild(dir string) ([]object, error) {
 	}
 	return objs, nil
 }
+
+// clusterScoped are the kinds kustomize's namespace leaves alone.
+var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true,
+	"PersistentVolume": true, "StorageClass": true, "CustomResourceDefinition": true}
 
 // splitImage splits "repo/name:tag" into name and tag (a registry port is
 // not a tag).

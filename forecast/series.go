@@ -2,6 +2,7 @@ package forecast
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -45,6 +46,65 @@ type Series struct {
 	Signal   Signal    `json:"signal"`
 	IssuedAt time.Time `json:"issued_at"`
 	Points   []Point   `json:"points"`
+	// Missing lists the parts of the provider's answer that did not arrive
+	// while the rest did (say its history call failed but its forecast came
+	// back): Points hold what arrived. Empty when the answer was whole.
+	Missing []Gap `json:"missing,omitempty"`
+}
+
+// Part names one piece of a provider's answer.
+type Part string
+
+// Parts of a provider's answer.
+const (
+	PartHistory  Part = "history"  // actuals before the fetch time
+	PartForecast Part = "forecast" // the provider's own forecast
+)
+
+// Gap is a part of a fetch that failed while the rest succeeded.
+type Gap struct {
+	// Part is what is missing.
+	Part Part `json:"part"`
+	// From and To bound the interval that part was asked for.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Status is the HTTP status the provider answered the part with: 429
+	// when rate limited, 0 when the call failed otherwise (a transport
+	// error, a malformed payload).
+	Status int `json:"status,omitempty"`
+	// Reason is the error, for people.
+	Reason string `json:"reason"`
+	// Err is the error itself, for errors.Is and errors.As; it is not
+	// serialised.
+	Err error `json:"-"`
+}
+
+// MissingPart returns the Gap for a part of [from, to) that failed with err,
+// its Status taken from a wrapped *StatusError or *RateLimitError.
+func MissingPart(part Part, from, to time.Time, err error) Gap {
+	g := Gap{Part: part, From: from.UTC(), To: to.UTC(), Err: err}
+	if err != nil {
+		g.Reason = err.Error()
+	}
+	var se *StatusError
+	var rl *RateLimitError
+	switch {
+	case errors.As(err, &se):
+		g.Status = se.Code
+	case errors.As(err, &rl):
+		g.Status = 429
+	}
+	return g
+}
+
+// Lacks reports whether the series says part is missing.
+func (s Series) Lacks(part Part) bool {
+	for _, g := range s.Missing {
+		if g.Part == part {
+			return true
+		}
+	}
+	return false
 }
 
 // Provider fetches a zone's signal over [from, to) from one data source.

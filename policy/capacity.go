@@ -54,16 +54,38 @@ func (pl *planner) reserveUrgent(j *jobInfo, rv *resv, why string, sc *scratch) 
 
 // occupy takes delta GPUs over spans in region ri of the view sc. Free
 // counts may go negative (an urgent run counts in full), so every change is
-// undone exactly by its opposite.
+// undone exactly by its opposite. In a region split into size classes, a
+// job of class c takes its GPUs from the capacity of every class up to c
+// (the machines of those classes include the ones it can run on), and each
+// lane's free count is the least over the classes it needs.
 func (pl *planner) occupy(sc *scratch, ri int, spans []span, delta int32) {
-	f := sc.free[ri]
-	if f == nil {
+	r := &pl.g.rs[ri]
+	if r.sizes == nil {
+		f := sc.free[r.lane]
+		if f == nil {
+			return
+		}
+		for _, sp := range spans {
+			lo, hi := int(math.Floor(sp.a)), min(int(math.Ceil(sp.b-1e-9)), len(f))
+			for k := max(lo, 0); k < hi; k++ {
+				f[k] -= delta
+			}
+		}
 		return
 	}
+	top := min(r.class(max(delta, -delta)), len(r.sizes)-1)
+	free, raw := sc.free[r.lane:r.lane+len(r.sizes)], sc.raw[r.lane:r.lane+len(r.sizes)]
 	for _, sp := range spans {
-		lo, hi := int(math.Floor(sp.a)), min(int(math.Ceil(sp.b-1e-9)), len(f))
+		lo, hi := int(math.Floor(sp.a)), min(int(math.Ceil(sp.b-1e-9)), len(raw[0]))
 		for k := max(lo, 0); k < hi; k++ {
-			f[k] -= delta
+			m := int32(unbounded)
+			for c := range raw {
+				if c <= top {
+					raw[c][k] -= delta
+				}
+				m = min(m, raw[c][k])
+				free[c][k] = m
+			}
 		}
 	}
 }
@@ -235,7 +257,7 @@ func (pl *planner) repairOne(i int, res []resv, holders [][]int32, sc *scratch, 
 	for _, ri16 := range j.regions {
 		ri := int(ri16)
 		r := &pl.g.rs[ri]
-		f := sc.free[ri]
+		f := pl.freeOf(sc, j, ri)
 		if f == nil {
 			continue
 		}
@@ -303,7 +325,7 @@ type move struct {
 func (pl *planner) tryWindow(i int, w repairWin, res []resv, holders [][]int32, sc *scratch, budget *int) bool {
 	j := &pl.jobs[i]
 	sp := [1]span{{w.x, w.x + j.ds}}
-	f := sc.free[w.r]
+	f := pl.freeOf(sc, j, w.r)
 	lo, hi := max(int(math.Floor(w.x)), 0), int(math.Ceil(w.x+j.ds-1e-9))
 	pl.occupy(sc, w.r, sp[:], j.gpus)
 	over := func(a, b int) bool {
@@ -369,17 +391,12 @@ func (pl *planner) tryWindow(i int, w repairWin, res []resv, holders [][]int32, 
 	return false
 }
 
-func (pl *planner) snapshotFree() [][]int32 {
-	snap := make([][]int32, len(pl.g.rs))
-	for i := range pl.g.rs {
-		snap[i] = slices.Clone(pl.g.rs[i].free)
-	}
-	return snap
-}
+func (pl *planner) snapshotFree() *capView { return pl.cloneView() }
 
-func (pl *planner) restoreFree(snap [][]int32) {
-	for i := range pl.g.rs {
-		copy(pl.g.rs[i].free, snap[i])
+func (pl *planner) restoreFree(snap *capView) {
+	for i := range pl.g.free {
+		copy(pl.g.free[i], snap.free[i])
+		copy(pl.g.raw[i], snap.raw[i])
 	}
 }
 
@@ -549,7 +566,7 @@ func (pl *planner) asap(j *jobInfo, level int, sc *scratch) (cand, bool) {
 	for _, ri16 := range j.regions {
 		ri := int(ri16)
 		r := &pl.g.rs[ri]
-		f := sc.free[ri]
+		f := pl.freeOf(sc, j, ri)
 		capChk, priceChk := pl.checks(j, r)
 		x, found := -1.0, false
 		if fits(j, r, f, j.x0, j.x0+j.ds, capChk, priceChk) {
@@ -618,13 +635,7 @@ func (pl *planner) writeAll(res []resv) {
 	for w := 0; w < workers; w++ {
 		lo, hi := w*chunk, min((w+1)*chunk, len(pl.jobs))
 		wg.Go(func() {
-			view := make([][]int32, len(pl.g.rs))
-			for i := range pl.g.rs {
-				if f := pl.g.rs[i].free; f != nil {
-					view[i] = slices.Clone(f)
-				}
-			}
-			sc := pl.newScratch(view)
+			sc := pl.newScratch(pl.cloneView())
 			for i := lo; i < hi; i++ {
 				pl.explain(&pl.jobs[i], &res[i], sc)
 			}

@@ -69,10 +69,12 @@ func feasibleOnePool(in policy.Input) bool {
 	return try(in.Now, 0)
 }
 
+// urgent counts the jobs left without a window: urgent, or held by their
+// price cap.
 func urgent(res policy.Result) int {
 	n := 0
 	for _, a := range res.Assignments {
-		if a.Urgent {
+		if a.Urgent || a.Held {
 			n++
 		}
 	}
@@ -345,5 +347,125 @@ func TestPlanPruneExact(t *testing.T) {
 			in = genInput(t, series, 8, rapid.Bool().Draw(t, "carbonMode"))
 		}
 		require.Equal(t, policy.PlanNoPrune(in), policy.Plan(in))
+	})
+}
+
+// TestPlanWorkerSizes checks that capacity is per machine: a job of N GPUs
+// runs on one worker of at least N, so smaller workers are no room for it.
+func TestPlanWorkerSizes(t *testing.T) {
+	t.Parallel()
+	now := t0
+	// Cleanest now, dearer every hour after: every job wants to start now.
+	rising := func(name string) forecast.Series {
+		return hourly(name, t0, func(i int) float64 { return 100 + 10*float64(i) }, 96)
+	}
+	cleaner := func(name string) forecast.Series {
+		return hourly(name, t0, func(i int) float64 { return 10 + float64(i) }, 96)
+	}
+	job := func(id string, gpus int, regions ...string) policy.Job {
+		return policy.Job{ID: id, GPUs: gpus, Duration: time.Hour, Deadline: now.Add(24 * time.Hour), Regions: regions}
+	}
+	busy4 := []policy.Usage{{Start: now, End: now.Add(2 * time.Hour), GPUs: 4}}
+	tests := []struct {
+		name    string
+		regions []policy.Region
+		jobs    []policy.Job
+		// want is each job's region and start offset; "" = no region.
+		want   []string
+		starts []time.Duration
+		reason string // in the first job's reason
+	}{
+		{
+			name: "a 3-GPU job skips the cleaner region of 2-GPU workers",
+			regions: []policy.Region{
+				{Name: "small", Workers: []int{2, 2}, Series: cleaner("small")},
+				{Name: "big", Workers: []int{4}, Series: rising("big")},
+			},
+			jobs:   []policy.Job{job("j3", 3), job("j2", 2)},
+			want:   []string{"big", "small"},
+			starts: []time.Duration{0, 0},
+		},
+		{
+			name:    "only 2-GPU workers: a 3-GPU job gets no region",
+			regions: []policy.Region{{Name: "small", Workers: []int{2, 2}, Series: cleaner("small")}},
+			jobs:    []policy.Job{job("j3", 3)},
+			want:    []string{""},
+			reason:  "needs 3 GPUs, more than the largest worker of any allowed region",
+		},
+		{
+			name:    "a configured largest worker limits an unbounded region",
+			regions: []policy.Region{{Name: "small", MaxJobGPUs: 2, Series: cleaner("small")}, {Name: "big", Series: rising("big")}},
+			jobs:    []policy.Job{job("j3", 3), job("j1", 1)},
+			want:    []string{"big", "small"},
+			starts:  []time.Duration{0, 0},
+		},
+		{
+			name: "two 2-GPU workers are no room for a 3-GPU job while the 4-GPU one is busy",
+			regions: []policy.Region{
+				{Name: "mixed", Workers: []int{2, 2, 4}, Busy: busy4, Series: rising("mixed")},
+			},
+			// 4 GPUs are free now, but not on one machine that can take 3.
+			jobs:   []policy.Job{job("j3", 3), job("j2", 2), job("j1", 1)},
+			want:   []string{"mixed", "mixed", "mixed"},
+			starts: []time.Duration{2 * time.Hour, 0, 0},
+		},
+		{
+			name: "the largest worker is down: its jobs wait for it, small ones run",
+			regions: []policy.Region{
+				{Name: "mixed", Workers: []int{2}, MaxJobGPUs: 4, Series: rising("mixed")},
+				{Name: "other", Workers: []int{4}, Series: rising("other")},
+			},
+			jobs:   []policy.Job{job("j3", 3, "mixed", "other"), job("j2", 2, "mixed")},
+			want:   []string{"other", "mixed"},
+			starts: []time.Duration{0, 0},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			in := policy.Input{Now: now, Jobs: tt.jobs, Regions: tt.regions}
+			res := policy.Plan(in)
+			for i, a := range res.Assignments {
+				require.Equal(t, tt.want[i], a.Region, "%s: %s", a.JobID, a.Reason)
+				if tt.want[i] == "" {
+					require.True(t, a.Urgent)
+					continue
+				}
+				require.False(t, a.Urgent, "%s: %s", a.JobID, a.Reason)
+				require.Equal(t, now.Add(tt.starts[i]), a.Start(), "%s: %s", a.JobID, a.Reason)
+			}
+			require.Contains(t, res.Assignments[0].Reason, tt.reason)
+			checkCapacity(t, in, res)
+		})
+	}
+}
+
+// TestPlanWorkerSizesProperty checks, over random pools of 2-GPU workers,
+// that a 3-GPU job is never planned there, whatever else is in the round.
+func TestPlanWorkerSizesProperty(t *testing.T) {
+	t.Parallel()
+	series := fixtureSeries(t)
+	rapid.Check(t, func(t *rapid.T) {
+		in := genInput(t, series, 6, false)
+		small := policy.Region{Name: "small", Series: series[0]}
+		for range rapid.IntRange(1, 4).Draw(t, "smallWorkers") {
+			small.Workers = append(small.Workers, 2)
+		}
+		in.Regions = append(in.Regions, small)
+		for i := range in.Jobs {
+			if rapid.Bool().Draw(t, "threeGPUs") {
+				in.Jobs[i].GPUs = 3
+			}
+			if len(in.Jobs[i].Regions) > 0 && rapid.Bool().Draw(t, "allowSmall") {
+				in.Jobs[i].Regions = append(in.Jobs[i].Regions, "small")
+			}
+		}
+		res := policy.Plan(in)
+		checkInvariants(t, in, res)
+		for i, a := range res.Assignments {
+			if in.Jobs[i].GPUs >= 3 {
+				require.NotEqual(t, "small", a.Region, "%s: %s", a.JobID, a.Reason)
+			}
+		}
 	})
 }

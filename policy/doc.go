@@ -28,6 +28,19 @@
 // again. A region with Capacity 0 is unbounded: its Busy usages are
 // ignored.
 //
+// A job runs on one machine. A region whose machines are known
+// (Region.Workers) is split into size classes, one per distinct machine
+// size s, and keeps a count per class: the jobs of more GPUs than the next
+// smaller size, which only machines of s GPUs or more can run, may together
+// hold no more than those machines' GPUs. A job is planned only where every
+// class it counts in has room; two 2-GPU workers are therefore no room for
+// a 3-GPU job. A job needing more GPUs than a region's largest machine
+// (Region.MaxJobGPUs, else the largest of Workers) is never planned there,
+// and one that fits no allowed region gets no region at all. The classes
+// are necessary conditions, not a packing: jobs that pass them may still
+// not fit machine by machine (three 2-GPU jobs and two 3-GPU workers), and
+// then wait on the worker for GPUs to free.
+//
 // # Cost
 //
 // A round costs O(jobs × allowed regions × start slots) to search, plus a

@@ -49,23 +49,42 @@ func (pl *planner) windows(j *jobInfo, spans []span, sl *slab) []Window {
 	return ws
 }
 
-// baseline returns job j's run-now option: its first allowed region from
-// the earliest start.
+// baseline returns job j's run-now option: its home region from the
+// earliest start.
 func (pl *planner) baseline(j *jobInfo) cand {
-	return pl.evalSpans(j, int(j.regions[0]), []span{{j.x0, j.x0 + j.ds}})
+	return pl.runNow(j, int(j.home))
+}
+
+// runNow returns job j's option of running in region ri from its earliest
+// start, contiguously.
+func (pl *planner) runNow(j *jobInfo, ri int) cand {
+	return pl.evalSpans(j, ri, []span{{j.x0, j.x0 + j.ds}})
+}
+
+// split divides what option c saves against the baseline base into what
+// waiting saves (c's region at once against c) and what moving saves (the
+// baseline against c's region at once). They add up to base.g − c.g.
+func (pl *planner) split(j *jobInfo, c, base cand) (waiting, moving float64) {
+	here := base
+	if c.r != base.r {
+		here = pl.runNow(j, c.r)
+	}
+	return here.g - c.g, base.g - here.g
 }
 
 // runNowWhy says why the run-now option is not possible, or "".
 func (pl *planner) runNowWhy(j *jobInfo, sc *scratch) string {
-	ri := int(j.regions[0])
+	ri := int(j.home)
 	r := &pl.g.rs[ri]
 	capChk, priceChk := pl.checks(j, r)
 	switch {
+	case !slices.Contains(j.regions, j.home):
+		return "outside the job's regions"
 	case j.x0 > j.ls[1]+1e-9:
 		return "past deadline"
 	case priceChk && !fits(j, r, nil, j.x0, j.x0+j.ds, false, true):
 		return "over max price"
-	case capChk && !fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, true, false):
+	case capChk && !fits(j, r, pl.freeOf(sc, j, ri), j.x0, j.x0+j.ds, true, false):
 		return "over capacity"
 	}
 	return ""
@@ -88,6 +107,7 @@ func (pl *planner) write(j *jobInfo, c cand, spans []span, kept bool, sc *scratc
 			ExpectedGCO2: base.g, ExpectedCostUSD: base.cost,
 		},
 	}
+	a.SavedByWaitingGCO2, a.SavedByMovingGCO2 = pl.split(j, c, base)
 	nowWhy := pl.runNowWhy(j, sc)
 	a.Reason = pl.reason(j, a, c, base, nowWhy, sc)
 	if explain {
@@ -97,8 +117,9 @@ func (pl *planner) write(j *jobInfo, c cand, spans []span, kept bool, sc *scratc
 
 // urgentRun picks where urgent job j runs: from its earliest start, in the
 // allowed region that scores best there, preferring one with room in the
-// view sc. It returns that option, or one with ok unset when the job has no
-// allowed region.
+// view sc, among those whose price over the run is under the job's cap. It
+// returns that option, or one with ok unset when the job has no allowed
+// region or none under its cap (writeUrgent then holds it).
 func (pl *planner) urgentRun(j *jobInfo, sc *scratch) cand {
 	var bc cand
 	if len(j.regions) == 0 {
@@ -109,7 +130,10 @@ func (pl *planner) urgentRun(j *jobInfo, sc *scratch) cand {
 	for _, ri := range j.regions {
 		r := &pl.g.rs[ri]
 		capChk, priceChk := pl.checks(j, r)
-		f := fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, capChk, priceChk)
+		if priceChk && !pl.underCap(j, int(ri), j.earliest, j.earliest.Add(j.d)) {
+			continue // never above the job's price cap, however urgent
+		}
+		f := !capChk || fits(j, r, pl.freeOf(sc, j, int(ri)), j.x0, j.x0+j.ds, true, false)
 		c := pl.evalSpans(j, int(ri), sp[:])
 		if !bc.ok || (f && !bestFits) || (f == bestFits && better(c.p1, c.p2, bc.p1, bc.p2)) {
 			bc, bestFits = c, f
@@ -118,17 +142,52 @@ func (pl *planner) urgentRun(j *jobInfo, sc *scratch) cand {
 	return bc
 }
 
+// underCap reports whether every slot a run of job j in region ri over
+// [from, to) touches is priced at or under the job's cap. It reads the
+// region's schedule itself, since an urgent run may reach past the grid.
+func (pl *planner) underCap(j *jobInfo, ri int, from, to time.Time) bool {
+	price := pl.in.Regions[ri].Price
+	for t := from.Truncate(pl.cfg.Slot); t.Before(to); t = t.Add(pl.cfg.Slot) {
+		if price.At(t) > j.maxPrice {
+			return false
+		}
+	}
+	return true
+}
+
 // writeUrgent fills job j's assignment as urgent: released at once, from its
 // earliest start, as option c (from urgentRun); why says what went wrong,
 // "" for a deadline that cannot be met.
 func (pl *planner) writeUrgent(j *jobInfo, c cand, why string, sc *scratch) {
 	a := &pl.out[j.idx]
 	*a = Assignment{JobID: j.job.ID, Urgent: true}
+	if !c.ok && len(j.regions) > 0 && j.maxPrice > 0 {
+		// Every allowed region is over the cap now and no window under it
+		// fits before the deadline: hold the job rather than break the cap.
+		base := pl.baseline(j)
+		*a = Assignment{JobID: j.job.ID, Held: true,
+			Baseline: Baseline{Region: pl.g.rs[base.r].name, Start: j.earliest, ExpectedGCO2: base.g, ExpectedCostUSD: base.cost}}
+		b := append(sc.text[:0], "held: "...)
+		if why == "" {
+			b = append(b, "it cannot finish by the deadline, and running at once is over the price cap"...)
+		} else {
+			b = append(b, "no window before the deadline is under the price cap"...)
+		}
+		b = append(b, " of $"...)
+		b = strconv.AppendFloat(b, j.maxPrice, 'f', 2, 64)
+		b = append(b, "/GPU-h in any allowed region; not run above it, the job expires at its deadline unless prices drop"...)
+		sc.text = b
+		a.Reason = string(b)
+		return
+	}
 	if !c.ok {
 		ws := sc.slab.windows(1)
 		ws[0] = Window{j.earliest, j.earliest.Add(j.d)}
 		a.Segments = ws
 		a.Reason = "no allowed region is configured: released at once"
+		if j.tooBig {
+			a.Reason = "needs " + strconv.Itoa(int(j.gpus)) + " GPUs, more than the largest worker of any allowed region: not planned"
+		}
 		return
 	}
 	sp := [1]span{{j.x0, j.x0 + j.ds}}
@@ -137,6 +196,7 @@ func (pl *planner) writeUrgent(j *jobInfo, c cand, why string, sc *scratch) {
 	a.Segments = pl.windows(j, sp[:], &sc.slab)
 	a.ExpectedKWh, a.ExpectedGCO2, a.ExpectedCostUSD = pl.kWh(j, c.r), c.g, c.cost
 	a.Baseline = Baseline{Region: pl.g.rs[base.r].name, Start: j.earliest, ExpectedGCO2: base.g, ExpectedCostUSD: base.cost}
+	a.SavedByWaitingGCO2, a.SavedByMovingGCO2 = pl.split(j, c, base)
 	if why == "" {
 		left := max(j.job.Deadline.Sub(j.earliest), 0)
 		why = fmt.Sprintf("cannot finish by the deadline (needs %s, %s left)", fmtDur(j.d), fmtDur(left))
@@ -186,6 +246,10 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 	}
 	carbonPrice := pl.cfg.CarbonPriceUSDPerTonne > 0
 	saved := base.p1 - c.p1
+	nowAt := " now)"
+	if region != a.Baseline.Region && (wait >= time.Second || len(a.Segments) > 1) {
+		nowAt = " now in " + a.Baseline.Region + ")"
+	}
 	same := wait < time.Second && region == a.Baseline.Region && len(a.Segments) == 1
 	switch {
 	case same && carbonPrice:
@@ -205,7 +269,7 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 			b = appendG(b, base.g)
 			b = append(b, ", $"...)
 			b = strconv.AppendFloat(b, base.cost, 'f', 2, 64)
-			b = append(b, " now)"...)
+			b = append(b, nowAt...)
 		} else {
 			b = append(b, " to save "...)
 			b = appendPct(b, pct)
@@ -213,14 +277,21 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 			b = appendG(b, c.g)
 			b = append(b, " vs "...)
 			b = appendG(b, base.g)
-			b = append(b, " now)"...)
+			b = append(b, nowAt...)
+		}
+		if wait >= time.Second && region != a.Baseline.Region {
+			// Both waiting and moving contribute: say how much each.
+			b = append(b, ": waiting saves "...)
+			b = appendSignedG(b, a.SavedByWaitingGCO2)
+			b = append(b, ", moving "...)
+			b = appendSignedG(b, a.SavedByMovingGCO2)
 		}
 	default:
 		b = append(b, " ("...)
 		b = appendG(b, c.g)
 		b = append(b, " vs "...)
 		b = appendG(b, base.g)
-		b = append(b, " now)"...)
+		b = append(b, nowAt...)
 		if nowWhy != "" {
 			b = append(b, ": running now is "...)
 			b = append(b, nowWhy...)
@@ -339,6 +410,14 @@ func appendG(b []byte, g float64) []byte {
 	}
 	b = strconv.AppendFloat(b, g, 'f', 0, 64)
 	return append(b, " g"...)
+}
+
+// appendSignedG is appendG for a mass that may be negative.
+func appendSignedG(b []byte, g float64) []byte {
+	if g < 0 {
+		return appendG(append(b, '-'), -g)
+	}
+	return appendG(b, g)
 }
 
 func appendPct(b []byte, p float64) []byte {

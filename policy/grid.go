@@ -3,6 +3,7 @@ package policy
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sort"
 	"time"
 
@@ -45,6 +46,13 @@ type grid struct {
 	lf     int     // slots the free-GPU arrays cover: every slot a run can touch
 	rs     []regionGrid
 	byName map[string]int
+	// free holds, per lane (see regionGrid.lane), the free GPUs per slot a
+	// job of that lane may take (len lf); nil for an unbounded region.
+	free [][]int32
+	// raw holds, per lane of a region split into size classes, what is
+	// left of that class's own capacity; free is the running minimum of
+	// raw over the region's lanes up to it. Nil for other lanes.
+	raw [][]int32
 }
 
 // regionGrid holds one region's per-slot values and their prefix sums, so
@@ -59,7 +67,17 @@ type regionGrid struct {
 	maxPrice float64   // the dearest slot, to skip cap checks that cannot bind
 	fill     float64   // intensity where the series says nothing
 	basePr   float64   // price past the arrays
-	free     []int32   // free GPUs per slot (len lf); nil when unbounded
+	// lane is the region's first entry in grid.free. A region whose
+	// machines are known (Region.Workers) has one lane per size class and
+	// one more for jobs larger than every machine up (always full); any
+	// other has one lane.
+	lane int
+	// sizes are the distinct machine sizes, ascending, when the region is
+	// split into size classes; nil otherwise. Class c (lane+c) holds jobs
+	// of sizes[c-1]+1 … sizes[c] GPUs, which only machines of at least
+	// sizes[c] GPUs can run: the GPUs jobs of class c and above hold may
+	// not pass the GPUs of those machines.
+	sizes []int32
 	// minV and minPr are sparse tables of v and price: level i holds the
 	// least value over each 2^i slots, for bounds in O(1).
 	minV, minPr [][]float64
@@ -140,11 +158,7 @@ func buildGrid(in Input, cfg Config, last time.Time, maxRun int, runEnd func(n i
 		r.price = make([]float64, g.l+1)
 		r.basePr = reg.Price.USDPerGPUHour
 		g.layPrice(reg.Price, r)
-		if reg.Capacity > 0 {
-			r.bounded = true
-			r.free = make([]int32, g.lf)
-			g.layCapacity(reg, r.free)
-		}
+		g.layLanes(reg, r)
 	}
 	// A region with no signal at all is treated as average: neither
 	// favoured nor avoided on carbon, so cost and the others decide.
@@ -302,14 +316,79 @@ func capSlots(n, maxRun int, runEnd float64) int {
 	return max(1, min(l, maxCapSlots))
 }
 
-// layCapacity writes the free GPUs per slot: capacity minus every usage that
-// overlaps the slot at all (a partial overlap holds the whole slot).
-func (g *grid) layCapacity(reg Region, free []int32) {
-	c := int64(min(reg.Capacity, unbounded))
+// layLanes gives region r its lanes in g.free (and g.raw): one unbounded
+// lane, one lane of Capacity GPUs, or one per size class of its Workers
+// and one always full for jobs larger than every machine up.
+func (g *grid) layLanes(reg Region, r *regionGrid) {
+	r.lane = len(g.free)
+	var sizes []int32
+	for _, w := range reg.Workers {
+		if w > 0 {
+			sizes = append(sizes, int32(min(w, unbounded)))
+		}
+	}
+	if len(sizes) == 0 {
+		var f []int32
+		if reg.Capacity > 0 {
+			r.bounded = true
+			f = make([]int32, g.lf)
+			g.layCapacity(reg, f, int64(min(reg.Capacity, unbounded)), 0)
+		}
+		g.free, g.raw = append(g.free, f), append(g.raw, nil)
+		return
+	}
+	r.bounded = true
+	slices.Sort(sizes)
+	r.sizes = slices.Compact(slices.Clone(sizes))
+	for c, s := range r.sizes {
+		// Class c's machines: every one of at least s GPUs.
+		var capc int64
+		for _, w := range sizes {
+			if w >= s {
+				capc += int64(w)
+			}
+		}
+		raw := make([]int32, g.lf)
+		g.layCapacity(reg, raw, min(capc, unbounded), r.classMin(c))
+		free := slices.Clone(raw)
+		if c > 0 {
+			prev := g.free[len(g.free)-1]
+			for k := range free {
+				free[k] = min(free[k], prev[k])
+			}
+		}
+		g.free, g.raw = append(g.free, free), append(g.raw, raw)
+	}
+	// Jobs larger than every machine up: no room.
+	g.free, g.raw = append(g.free, []int32{}), append(g.raw, nil)
+}
+
+// classMin returns the fewest GPUs a job of class c has.
+func (r *regionGrid) classMin(c int) int32 {
+	if c == 0 {
+		return 0
+	}
+	return r.sizes[c-1] + 1
+}
+
+// class returns the size class of a job of g GPUs in r: 0 when r is not
+// split, len(r.sizes) for one larger than every machine up.
+func (r *regionGrid) class(g int32) int {
+	c := 0
+	for c < len(r.sizes) && r.sizes[c] < g {
+		c++
+	}
+	return c
+}
+
+// layCapacity writes the free GPUs per slot: c minus every usage of at
+// least minGPUs that overlaps the slot at all (a partial overlap holds the
+// whole slot).
+func (g *grid) layCapacity(reg Region, free []int32, c int64, minGPUs int32) {
 	// A difference array keeps long usages O(1) each.
 	diff := make([]int64, len(free)+1)
 	for _, u := range reg.Busy {
-		if u.GPUs <= 0 || !u.End.After(u.Start) {
+		if u.GPUs <= 0 || !u.End.After(u.Start) || int64(u.GPUs) < int64(minGPUs) {
 			continue
 		}
 		a := math.Floor(g.pos(u.Start))

@@ -24,8 +24,9 @@ import (
 // the slot counts at that region's mean over the rest of the series; a
 // region with no signal at all counts at the mean of the regions that have
 // one, so missing data neither favours nor excludes a region and never fails
-// a job. A region-slot priced above the job's MaxPriceUSDPerGPUHour is not
-// used.
+// a job. A region-slot priced above the job's MaxPriceUSDPerGPUHour is
+// never used, not even for an urgent run: a job with no window under its
+// cap is Held (no region, no segments) and waits for a later round.
 //
 // # Windows and deadlines
 //
@@ -34,7 +35,15 @@ import (
 // fits with the margin, the planner drops the margin but still ends by the
 // deadline. When nothing ends by the deadline at all (too late, or every
 // window is over capacity or the price cap) the job is Urgent: it starts at
-// max(now, Earliest) in its best allowed region and its Reason says why. An
+// max(now, Earliest) in its best allowed region whose price there is under
+// its cap (else it is Held) and its Reason says why.
+//
+// # Baseline
+//
+// Savings are counted against running at once in the job's home region
+// (Job.Home, default its first allowed region), split into what waiting
+// saves (the chosen region at once against the plan) and what moving saves
+// (the home region at once against the chosen region at once). An
 // interruptible job may instead run as several segments in one region, each
 // at least Config.MinSegment long (a job shorter than two of them runs in
 // one piece); it gets them only when they beat its best single run.
@@ -82,6 +91,12 @@ import (
 //     usages, now on a slot boundary, every job allowed to start now, each
 //     needing more than half the pool for a whole number of slots, none
 //     interruptible or price-capped, no current plans.
+//
+// In a region whose machines are known (Region.Workers) the free GPUs are
+// kept per size class (see the package doc): a job counts only room on
+// machines at least its size, and a job larger than a region's largest
+// machine (Region.MaxJobGPUs) is not planned there; with no allowed region
+// left it is Urgent with no region and a Reason that says so.
 //
 // It does not guarantee the least total score: that is a hard packing
 // problem. Explain lists, for each allowed region, the best option around
@@ -138,11 +153,15 @@ type jobInfo struct {
 	k0            int        // first slot boundary at or after x0
 	ls            [2]float64 // latest start: with margin, without
 	regions       []int32
+	home          int32 // the baseline's region: Job.Home, else regions[0]; -1 with no region
 	maxPrice      float64
 	interruptible bool
 	slack         float64
 	curR          int // region of a valid Current, else -1
 	curSpans      []span
+	// tooBig is set when the job needs more GPUs than any allowed region's
+	// largest machine (Region.MaxJobGPUs): it has no region left.
+	tooBig bool
 }
 
 type planner struct {
@@ -178,6 +197,13 @@ func newPlanner(in Input) *planner {
 		}
 	}
 	all = all[:len(all):len(all)]
+	// limit[k]: the largest job region k runs; 0 = no limit.
+	limit := make([]int, len(in.Regions))
+	limited := false
+	for k, r := range in.Regions {
+		limit[k] = r.maxJob()
+		limited = limited || limit[k] > 0
+	}
 	npool := 0
 	for i := range in.Jobs {
 		npool += len(in.Jobs[i].Regions)
@@ -228,6 +254,15 @@ func newPlanner(in Input) *planner {
 				}
 			}
 			j.regions = pool[start:len(pool):len(pool)]
+		}
+		if limited {
+			j.regions, j.tooBig = fitting(j.regions, limit, int(j.gpus))
+		}
+		j.home = -1
+		if k, ok := names[jb.Home]; ok && jb.Home != "" {
+			j.home = k
+		} else if len(j.regions) > 0 {
+			j.home = j.regions[0]
 		}
 		if s := jb.Deadline.Add(-j.d); s.After(last) {
 			last = s
@@ -305,6 +340,35 @@ func (pl *planner) validCurrent(j *jobInfo) {
 	j.curR, j.curSpans = ri, spans
 }
 
+// fitting returns the regions of list whose limit (0: none) admits a job of
+// gpus GPUs, list itself when all do, and whether none does.
+func fitting(list []int32, limit []int, gpus int) ([]int32, bool) {
+	n := 0
+	for _, k := range list {
+		if limit[k] <= 0 || gpus <= limit[k] {
+			n++
+		}
+	}
+	if n == len(list) {
+		return list, false
+	}
+	out := make([]int32, 0, n)
+	for _, k := range list {
+		if limit[k] <= 0 || gpus <= limit[k] {
+			out = append(out, k)
+		}
+	}
+	return out, n == 0
+}
+
+// freeOf returns the free GPUs job j may take in region ri in the view sc,
+// per slot: those of its size class there (see regionGrid.sizes); nil for
+// an unbounded region.
+func (pl *planner) freeOf(sc *scratch, j *jobInfo, ri int) []int32 {
+	r := &pl.g.rs[ri]
+	return sc.free[r.lane+r.class(j.gpus)]
+}
+
 // currentFits reports whether job j's valid Current plan fits the capacity
 // left in the view sc.
 func (pl *planner) currentFits(j *jobInfo, sc *scratch) bool {
@@ -316,7 +380,7 @@ func (pl *planner) currentFits(j *jobInfo, sc *scratch) bool {
 		return true
 	}
 	for _, sp := range j.curSpans {
-		if !fits(j, r, sc.free[j.curR], sp.a, sp.b, true, false) {
+		if !fits(j, r, pl.freeOf(sc, j, j.curR), sp.a, sp.b, true, false) {
 			return false
 		}
 	}
@@ -405,14 +469,23 @@ func (pl *planner) whyNone(sc *scratch) string {
 }
 
 // newScratch returns buffers for one goroutine viewing the free GPUs in
-// free (indexed by region; nil: the round's own arrays).
-func (pl *planner) newScratch(free [][]int32) *scratch {
-	if free == nil {
-		free = make([][]int32, len(pl.g.rs))
-		for i := range pl.g.rs {
-			free[i] = pl.g.rs[i].free
-		}
+// v (nil: the round's own arrays).
+func (pl *planner) newScratch(v *capView) *scratch {
+	if v == nil {
+		v = &capView{free: pl.g.free, raw: pl.g.raw}
 	}
 	// Room for a few pieces per job, up to slabChunk per allocation.
-	return &scratch{free: free, skipRegion: -1, slab: slab{chunk: min(slabChunk, 16+8*len(pl.jobs))}}
+	return &scratch{free: v.free, raw: v.raw, skipRegion: -1, slab: slab{chunk: min(slabChunk, 16+8*len(pl.jobs))}}
+}
+
+// capView is a set of free-GPU lanes (see grid.free and grid.raw).
+type capView struct{ free, raw [][]int32 }
+
+// cloneView returns a private copy of the round's free-GPU lanes.
+func (pl *planner) cloneView() *capView {
+	v := &capView{free: make([][]int32, len(pl.g.free)), raw: make([][]int32, len(pl.g.raw))}
+	for i := range pl.g.free {
+		v.free[i], v.raw[i] = slices.Clone(pl.g.free[i]), slices.Clone(pl.g.raw[i])
+	}
+	return v
 }

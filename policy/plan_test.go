@@ -185,6 +185,7 @@ func TestPlanPrice(t *testing.T) {
 		region   string
 		startIn  [2]int // allowed start hours (UTC), [from, to)
 		urgent   bool
+		held     bool
 		reasonIn string
 	}{
 		{
@@ -218,6 +219,15 @@ func TestPlanPrice(t *testing.T) {
 			reasonIn: "run now in dirty instead of clean to cut cost and carbon by 78% (150 g, $2.00 vs 15 g, $9.00 now)",
 		},
 		{
+			// The home region, not the order of Regions, is the baseline.
+			name:    "home region is the baseline whatever the order",
+			regions: []policy.Region{{Name: "clean", Price: policy.PriceSchedule{USDPerGPUHour: 9}, Series: clean}, {Name: "dirty", Price: policy.PriceSchedule{USDPerGPUHour: 2}, Series: dirty}},
+			job:     policy.Job{ID: "j", GPUs: 1, Duration: time.Hour, Deadline: now.Add(10 * time.Hour), Regions: []string{"clean", "dirty"}, Home: "dirty"},
+			cfg:     policy.Config{CarbonPriceUSDPerTonne: 100},
+			region:  "dirty", startIn: [2]int{0, 1},
+			reasonIn: "run now in dirty: no allowed region or window is better on cost and carbon",
+		},
+		{
 			name:    "huge carbon price: carbon wins",
 			regions: []policy.Region{{Name: "clean", Price: policy.PriceSchedule{USDPerGPUHour: 9}, Series: clean}, {Name: "dirty", Price: policy.PriceSchedule{USDPerGPUHour: 2}, Series: dirty}},
 			job:     policy.Job{ID: "j", GPUs: 1, Duration: time.Hour, Deadline: now.Add(10 * time.Hour), Regions: []string{"dirty", "clean"}},
@@ -225,11 +235,30 @@ func TestPlanPrice(t *testing.T) {
 			region:  "clean", startIn: [2]int{0, 1},
 		},
 		{
-			name:    "nothing under the cap: urgent, says why",
+			// The cap is a limit: never run above it, not even at once.
+			name:    "nothing under the cap: held, says why",
 			regions: []policy.Region{{Name: "clean", Price: policy.PriceSchedule{USDPerGPUHour: 9}, Series: clean}},
 			job:     policy.Job{ID: "j", GPUs: 1, Duration: time.Hour, Deadline: now.Add(10 * time.Hour), MaxPriceUSDPerGPUHour: 3},
-			region:  "clean", startIn: [2]int{0, 1}, urgent: true,
-			reasonIn: "under the price cap",
+			held:    true, reasonIn: "no window before the deadline is under the price cap of $3.00/GPU-h",
+		},
+		{
+			name:    "deadline out of reach and over the cap: held, not released",
+			regions: []policy.Region{{Name: "clean", Price: policy.PriceSchedule{USDPerGPUHour: 9}, Series: clean}},
+			job:     policy.Job{ID: "j", GPUs: 1, Duration: 2 * time.Hour, Deadline: now.Add(time.Hour), MaxPriceUSDPerGPUHour: 3},
+			held:    true, reasonIn: "cannot finish by the deadline, and running at once is over the price cap",
+		},
+		{
+			name:    "deadline out of reach: urgent in a region under the cap",
+			regions: []policy.Region{{Name: "clean", Price: policy.PriceSchedule{USDPerGPUHour: 9}, Series: clean}, {Name: "dirty", Price: policy.PriceSchedule{USDPerGPUHour: 2}, Series: dirty}},
+			job:     policy.Job{ID: "j", GPUs: 1, Duration: 2 * time.Hour, Deadline: now.Add(time.Hour), MaxPriceUSDPerGPUHour: 3},
+			region:  "dirty", startIn: [2]int{0, 1}, urgent: true, reasonIn: "cannot finish by the deadline",
+		},
+		{
+			// Cheap only from 22:00: the urgent run now would be dear.
+			name:    "urgent never breaks a time-of-use cap",
+			regions: []policy.Region{{Name: "tou", Price: night, Series: clean}},
+			job:     policy.Job{ID: "j", GPUs: 1, Duration: 2 * time.Hour, Earliest: now.Add(12 * time.Hour), Deadline: now.Add(13 * time.Hour), MaxPriceUSDPerGPUHour: 2},
+			held:    true, reasonIn: "over the price cap",
 		},
 	}
 	for _, tc := range tests {
@@ -238,6 +267,12 @@ func TestPlanPrice(t *testing.T) {
 			a := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{tc.job}, Regions: tc.regions, Config: tc.cfg}).Assignments[0]
 			require.Equal(t, tc.region, a.Region, a.Reason)
 			require.Equal(t, tc.urgent, a.Urgent, a.Reason)
+			require.Equal(t, tc.held, a.Held, a.Reason)
+			if tc.held {
+				require.Empty(t, a.Segments, "a held job has no window")
+				require.Contains(t, a.Reason, tc.reasonIn)
+				return
+			}
 			h := int(a.Start().Sub(t0).Hours())
 			require.True(t, h >= tc.startIn[0] && h < tc.startIn[1], "start hour %d, reason %q", h, a.Reason)
 			require.Contains(t, a.Reason, tc.reasonIn)
@@ -358,37 +393,67 @@ func TestPlanCapacity(t *testing.T) {
 func checkCapacity(t require.TestingT, in policy.Input, res policy.Result) {
 	slot := in.Config.WithDefaults().Slot
 	for _, r := range in.Regions {
-		if r.Capacity <= 0 {
-			continue
-		}
-		use := map[int64]int{}
-		add := func(s, e time.Time, g int) {
-			for k := s.Truncate(slot); k.Before(e); k = k.Add(slot) {
-				use[k.Unix()] += g
+		for _, cl := range sizeClasses(r) {
+			use := map[int64]int{}
+			add := func(s, e time.Time, g int) {
+				if g < cl.minGPUs {
+					return
+				}
+				for k := s.Truncate(slot); k.Before(e); k = k.Add(slot) {
+					use[k.Unix()] += g
+				}
 			}
-		}
-		for _, u := range r.Busy {
-			add(u.Start, u.End, u.GPUs)
-		}
-		busyOnly := map[int64]int{}
-		for k, v := range use {
-			busyOnly[k] = v
-		}
-		for i, a := range res.Assignments {
-			if a.Urgent || a.Region != r.Name {
-				continue
+			for _, u := range r.Busy {
+				add(u.Start, u.End, u.GPUs)
 			}
-			for _, w := range a.Segments {
-				add(w.Start, w.End, max(in.Jobs[i].GPUs, 1))
+			busyOnly := map[int64]int{}
+			for k, v := range use {
+				busyOnly[k] = v
 			}
-		}
-		for k, v := range use {
-			if v > r.Capacity {
-				// Busy alone may already exceed it; planned work must not add.
-				require.LessOrEqual(t, v, busyOnly[k], "region %s slot %s: %d GPUs > capacity %d", r.Name, time.Unix(k, 0).UTC(), v, r.Capacity)
+			for i, a := range res.Assignments {
+				if a.Urgent || a.Region != r.Name {
+					continue
+				}
+				for _, w := range a.Segments {
+					add(w.Start, w.End, max(in.Jobs[i].GPUs, 1))
+				}
+			}
+			for k, v := range use {
+				if v > cl.gpus {
+					// Busy alone may already exceed it; planned work must not add.
+					require.LessOrEqual(t, v, busyOnly[k], "region %s slot %s: %d GPUs of jobs of %d or more > capacity %d", r.Name, time.Unix(k, 0).UTC(), v, cl.minGPUs, cl.gpus)
+				}
 			}
 		}
 	}
+}
+
+// sizeClass is one capacity limit of a region: jobs of at least minGPUs
+// GPUs together hold at most gpus.
+type sizeClass struct{ minGPUs, gpus int }
+
+// sizeClasses returns every capacity limit of r, written out from the
+// definition: with Workers, jobs of more than s GPUs (s a machine size, or
+// 0) run only on machines larger than s; else Capacity for all jobs; none
+// for an unbounded region.
+func sizeClasses(r policy.Region) []sizeClass {
+	if len(r.Workers) == 0 {
+		if r.Capacity <= 0 {
+			return nil
+		}
+		return []sizeClass{{1, r.Capacity}}
+	}
+	var out []sizeClass
+	for _, s := range append([]int{0}, r.Workers...) {
+		c := sizeClass{minGPUs: s + 1}
+		for _, w := range r.Workers {
+			if w > s {
+				c.gpus += w
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func TestPlanInterruptible(t *testing.T) {
@@ -489,7 +554,11 @@ func TestPlanExplain(t *testing.T) {
 	}
 	job := policy.Job{ID: "j", GPUs: 1, PowerW: 1000, Duration: time.Hour, Deadline: now.Add(24 * time.Hour), Regions: []string{"us-west", "eu-north", "dear"}, MaxPriceUSDPerGPUHour: 10}
 	a := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{job}, Regions: regs}).Assignments[0]
-	require.Equal(t, "defer 14h to eu-north to save 6.1% (123 g vs 131 g now)", a.Reason)
+	// Waiting in eu-north saves 77 g, but eu-north now is 69 g dirtier than
+	// us-west now: the reason says both.
+	require.Equal(t, "defer 14h to eu-north to save 6.1% (123 g vs 131 g now in us-west): waiting saves 77 g, moving -69 g", a.Reason)
+	require.InDelta(t, 77, a.SavedByWaitingGCO2, 1e-9)
+	require.InDelta(t, -69, a.SavedByMovingGCO2, 1e-9)
 	require.Equal(t, []policy.Alternative{
 		{Region: "eu-north", Start: now.Add(14 * time.Hour), ExpectedGCO2: 123},
 		{Region: "us-west", Start: now, ExpectedGCO2: 131, Rejected: "more gCO2e"},
@@ -517,6 +586,46 @@ func TestReleaseAt(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			require.Equal(t, tc.want, policy.ReleaseAt(tc.a, now))
+		})
+	}
+}
+
+// TestPlanHomeBaseline checks that the baseline is the job's home region
+// however its regions are ordered, and that the saving splits into what
+// waiting and what moving saved, adding up.
+func TestPlanHomeBaseline(t *testing.T) {
+	t.Parallel()
+	now := t0
+	dip := hourly("ca-central", t0, func(i int) float64 {
+		if i == 5 {
+			return 50
+		}
+		return 100
+	}, 96)
+	regs := []policy.Region{{Name: "us-west", Series: flat("us-west", t0, 96, 300)}, {Name: "ca-central", Series: dip}}
+	job := policy.Job{ID: "j", GPUs: 1, PowerW: 1000, Duration: time.Hour, Deadline: now.Add(24 * time.Hour)}
+	for _, tc := range []struct {
+		name    string
+		regions []string
+		home    string
+	}{
+		{"home first", []string{"us-west", "ca-central"}, ""},
+		{"home named, listed second", []string{"ca-central", "us-west"}, "us-west"},
+		{"every region, home named", nil, "us-west"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			j := job
+			j.Regions, j.Home = tc.regions, tc.home
+			a := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{j}, Regions: regs}).Assignments[0]
+			require.Equal(t, "ca-central", a.Region)
+			require.Equal(t, now.Add(5*time.Hour), a.Start())
+			require.Equal(t, "us-west", a.Baseline.Region)
+			require.InDelta(t, 300, a.Baseline.ExpectedGCO2, 1e-9)
+			require.InDelta(t, 50, a.ExpectedGCO2, 1e-9)
+			require.InDelta(t, 50, a.SavedByWaitingGCO2, 1e-9, "ca-central at once (100 g) against its dip (50 g)")
+			require.InDelta(t, 200, a.SavedByMovingGCO2, 1e-9, "us-west at once (300 g) against ca-central at once (100 g)")
+			require.Equal(t, "defer 5h to ca-central to save 83% (50 g vs 300 g now in us-west): waiting saves 50 g, moving 200 g", a.Reason)
 		})
 	}
 }

@@ -34,6 +34,16 @@ func genInput(t *rapid.T, series []forecast.Series, maxJobs int, carbonPrice boo
 		}
 		if rapid.Bool().Draw(t, "bounded") {
 			r.Capacity = rapid.IntRange(1, 6).Draw(t, "capacity")
+			if rapid.Bool().Draw(t, "machines") {
+				// Machines of 1–4 GPUs; sometimes a larger one not up now.
+				r.Capacity = 0
+				for range rapid.IntRange(1, 3).Draw(t, "workers") {
+					r.Workers = append(r.Workers, rapid.IntRange(1, 4).Draw(t, "workerGPUs"))
+				}
+				if rapid.Bool().Draw(t, "maxJob") {
+					r.MaxJobGPUs = rapid.IntRange(1, 4).Draw(t, "maxJobGPUs")
+				}
+			}
 			for range rapid.IntRange(0, 2).Draw(t, "busy") {
 				st := now.Add(time.Duration(rapid.IntRange(-120, 20*60).Draw(t, "busyStart")) * time.Minute)
 				r.Busy = append(r.Busy, policy.Usage{Start: st, End: st.Add(time.Duration(rapid.IntRange(1, 600).Draw(t, "busyLen")) * time.Minute), GPUs: rapid.IntRange(1, 4).Draw(t, "busyGPUs")})
@@ -55,7 +65,7 @@ func genInput(t *rapid.T, series []forecast.Series, maxJobs int, carbonPrice boo
 		earliest := now.Add(time.Duration(rapid.IntRange(-120, 6*60).Draw(t, "earliestMin")) * time.Minute)
 		j := policy.Job{
 			ID:            fmt.Sprintf("j%d", i),
-			GPUs:          rapid.IntRange(1, 3).Draw(t, "gpus"),
+			GPUs:          rapid.IntRange(1, 4).Draw(t, "gpus"),
 			Duration:      d,
 			Earliest:      earliest,
 			Deadline:      earliest.Add(d + time.Duration(rapid.IntRange(-120, 30*60).Draw(t, "slackMin"))*time.Minute),
@@ -78,18 +88,21 @@ func genInput(t *rapid.T, series []forecast.Series, maxJobs int, carbonPrice boo
 				j.Regions = []string{regs[0].Name}
 			}
 		}
+		if rapid.Bool().Draw(t, "home") {
+			// Any region, allowed or not, may be home.
+			j.Home = regs[rapid.IntRange(0, len(regs)-1).Draw(t, "homeRegion")].Name
+		}
 		jobs = append(jobs, j)
 	}
 	return policy.Input{Now: now, Jobs: jobs, Regions: regs, Config: cfg}
 }
 
+// allowedRegions returns the regions j may run in: those it names (or
+// all), less those whose largest machine is smaller than j.
 func allowedRegions(in policy.Input, j policy.Job) []policy.Region {
-	if len(j.Regions) == 0 {
-		return in.Regions
-	}
 	var out []policy.Region
 	for _, r := range in.Regions {
-		if slices.Contains(j.Regions, r.Name) {
+		if (len(j.Regions) == 0 || slices.Contains(j.Regions, r.Name)) && r.Fits(j.GPUs) {
 			out = append(out, r)
 		}
 	}
@@ -116,6 +129,18 @@ func objective(cfg policy.Config, g, cost float64) float64 {
 	return g
 }
 
+// windowPriced reports whether every slot a run of j in r over [s, e)
+// touches is under j's price cap.
+func windowPriced(cfg policy.Config, r policy.Region, j policy.Job, s, e time.Time) bool {
+	slot := cfg.WithDefaults().Slot
+	for k := s.Truncate(slot); k.Before(e); k = k.Add(slot) {
+		if j.MaxPriceUSDPerGPUHour > 0 && r.Price.At(k) > j.MaxPriceUSDPerGPUHour {
+			return false
+		}
+	}
+	return true
+}
+
 // windowFits reports whether a run of j in r over [s, e) touches only slots
 // with room and under its price cap, given other GPUs already used.
 func windowFits(cfg policy.Config, r policy.Region, j policy.Job, s, e time.Time) bool {
@@ -124,19 +149,36 @@ func windowFits(cfg policy.Config, r policy.Region, j policy.Job, s, e time.Time
 		if j.MaxPriceUSDPerGPUHour > 0 && r.Price.At(k) > j.MaxPriceUSDPerGPUHour {
 			return false
 		}
-		if r.Capacity > 0 {
+		for _, cl := range sizeClasses(r) {
+			if max(j.GPUs, 1) < cl.minGPUs {
+				continue
+			}
 			used := 0
 			for _, u := range r.Busy {
-				if u.Start.Before(k.Add(slot)) && u.End.After(k) {
+				if u.GPUs >= cl.minGPUs && u.Start.Before(k.Add(slot)) && u.End.After(k) {
 					used += u.GPUs
 				}
 			}
-			if used+j.GPUs > r.Capacity {
+			if used+max(j.GPUs, 1) > cl.gpus {
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// homeOf is the region job j's baseline runs in: its Home when that is a
+// region of in, else its first allowed region ("" with none).
+func homeOf(in policy.Input, j policy.Job) string {
+	for _, r := range in.Regions {
+		if j.Home != "" && r.Name == j.Home {
+			return j.Home
+		}
+	}
+	if allowed := allowedRegions(in, j); len(allowed) > 0 {
+		return allowed[0].Name
+	}
+	return ""
 }
 
 // checkInvariants asserts what every plan must hold.
@@ -149,6 +191,27 @@ func checkInvariants(t *rapid.T, in policy.Input, res policy.Result) {
 		earliest := in.Now
 		if j.Earliest.After(earliest) {
 			earliest = j.Earliest
+		}
+		if a.Region != "" || a.Held {
+			require.Equal(t, homeOf(in, j), a.Baseline.Region, "%s: the baseline is the home region at once", j.ID)
+		}
+		if a.Region != "" {
+			// The two savings add up to the saving.
+			saved := a.Baseline.ExpectedGCO2 - a.ExpectedGCO2
+			require.InDelta(t, saved, a.SavedByWaitingGCO2+a.SavedByMovingGCO2, 1e-9*(1+math.Abs(a.Baseline.ExpectedGCO2)), "%s: split", j.ID)
+		}
+		if a.Held {
+			// Held only by a price cap that every allowed region's run at
+			// once breaks: never run above it.
+			require.Positive(t, j.MaxPriceUSDPerGPUHour, "%s held without a cap: %s", j.ID, a.Reason)
+			require.Empty(t, a.Region)
+			require.Empty(t, a.Segments)
+			require.False(t, a.Urgent)
+			require.Contains(t, a.Reason, "price cap")
+			for _, r := range allowedRegions(in, j) {
+				require.False(t, windowPriced(cfg, r, j, earliest, earliest.Add(j.Duration)), "%s held though %s at once is under the cap", j.ID, r.Name)
+			}
+			continue
 		}
 		require.NotEmpty(t, a.Segments)
 		require.False(t, a.Start().Before(earliest), "%s starts %s before %s", j.ID, a.Start(), earliest)
@@ -168,21 +231,29 @@ func checkInvariants(t *rapid.T, in policy.Input, res policy.Result) {
 			require.Len(t, a.Segments, 1)
 		}
 		allowed := allowedRegions(in, j)
-		require.True(t, slices.ContainsFunc(allowed, func(r policy.Region) bool { return r.Name == a.Region }), "%s: region %q not allowed", j.ID, a.Region)
-		require.NotEmpty(t, a.Reason)
-		if a.Urgent {
-			require.Equal(t, earliest, a.Start())
+		if len(allowed) == 0 {
+			// Larger than every allowed region's largest machine: no region.
+			require.Empty(t, a.Region, "%s", j.ID)
+			require.True(t, a.Urgent)
+			require.Contains(t, a.Reason, "more than the largest worker")
 			continue
 		}
-		require.False(t, a.End().After(j.Deadline), "%s ends %s after deadline %s", j.ID, a.End(), j.Deadline)
+		require.True(t, slices.ContainsFunc(allowed, func(r policy.Region) bool { return r.Name == a.Region }), "%s: region %q not allowed", j.ID, a.Region)
+		require.NotEmpty(t, a.Reason)
 		r := allowed[slices.IndexFunc(allowed, func(r policy.Region) bool { return r.Name == a.Region })]
 		for _, w := range a.Segments {
 			for k := w.Start.Truncate(cfg.Slot); k.Before(w.End); k = k.Add(cfg.Slot) {
 				if j.MaxPriceUSDPerGPUHour > 0 {
-					require.LessOrEqual(t, r.Price.At(k), j.MaxPriceUSDPerGPUHour, "%s: slot %s over the price cap", j.ID, k)
+					require.LessOrEqual(t, r.Price.At(k), j.MaxPriceUSDPerGPUHour, "%s: slot %s over the price cap (urgent %v)", j.ID, k, a.Urgent)
 				}
 			}
 		}
+		if a.Urgent {
+			require.Equal(t, earliest, a.Start())
+			require.Zero(t, a.SavedByWaitingGCO2, "%s: an urgent run waits for nothing", j.ID)
+			continue
+		}
+		require.False(t, a.End().After(j.Deadline), "%s ends %s after deadline %s", j.ID, a.End(), j.Deadline)
 		// The estimate is what the series says (the fixtures cover every run).
 		power := j.PowerW
 		if power <= 0 {
@@ -235,7 +306,11 @@ func TestPlanProperties(t *testing.T) {
 		free := in
 		free.Regions = slices.Clone(in.Regions)
 		for i := range free.Regions {
-			free.Regions[i].Capacity, free.Regions[i].Busy = 0, nil
+			r := &free.Regions[i]
+			if r.MaxJobGPUs == 0 {
+				r.MaxJobGPUs = slices.Max(append([]int{0}, r.Workers...))
+			}
+			r.Capacity, r.Busy, r.Workers = 0, nil, nil
 		}
 		checkNotWorseThanNow(t, free, policy.Plan(free))
 	})
@@ -251,7 +326,18 @@ func checkNotWorseThanNow(t *rapid.T, in policy.Input, res policy.Result) {
 		if j.Earliest.After(earliest) {
 			earliest = j.Earliest
 		}
-		base := allowedRegions(in, j)[0]
+		allowed := allowedRegions(in, j)
+		if len(allowed) == 0 {
+			continue
+		}
+		base := allowed[0]
+		if h := homeOf(in, j); h != base.Name {
+			i := slices.IndexFunc(allowed, func(r policy.Region) bool { return r.Name == h })
+			if i < 0 {
+				continue // home is not allowed: its run-now is no valid plan
+			}
+			base = allowed[i]
+		}
 		end := earliest.Add(j.Duration)
 		if end.After(j.Deadline.Add(-defaultMargin(cfg, j, earliest))) || !windowFits(cfg, base, j, earliest, end) {
 			continue

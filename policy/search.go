@@ -24,12 +24,13 @@ type cand struct {
 // scratch is one goroutine's reusable buffers, so the search allocates
 // nothing per job, and its view of the free GPUs.
 type scratch struct {
-	// free is the free-GPU array of each region this goroutine reads and
-	// updates (nil for an unbounded region): the round's own while capacity
-	// is shared out, a private copy while assignments are explained.
-	free [][]int32
-	slab slab
-	text []byte
+	// free is the free-GPU array of each lane (see grid.free) this
+	// goroutine reads and updates (nil for an unbounded region): the
+	// round's own while capacity is shared out, a private copy while
+	// assignments are explained. raw is the matching grid.raw.
+	free, raw [][]int32
+	slab      slab
+	text      []byte
 	// ignoreCap makes the search ignore capacity: would the job fit at
 	// all?
 	ignoreCap bool
@@ -187,7 +188,7 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 		} else {
 			// Walk down so the run of free slots ahead is known; on a tie the
 			// earlier start wins.
-			f := sc.free[ri]
+			f := pl.freeOf(sc, j, ri)
 			g := j.gpus
 			maxP := j.maxPrice
 			top := hi + occ - 1
@@ -232,7 +233,7 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 		}
 	}
 	// An unaligned earliest start (now, mid-slot) is the first candidate.
-	if j.x0 < float64(j.k0) && j.x0 <= ls+1e-9 && fits(j, r, sc.free[ri], j.x0, j.x0+j.ds, capChk, priceChk) {
+	if j.x0 < float64(j.k0) && j.x0 <= ls+1e-9 && fits(j, r, pl.freeOf(sc, j, ri), j.x0, j.x0+j.ds, capChk, priceChk) {
 		dP := r.cum(j.x0+j.ds) - r.cum(j.x0)
 		dQ := r.cumPrice(j.x0+j.ds, pl.g.slotH) - r.cumPrice(j.x0, pl.g.slotH)
 		p1, p2 := a1*dP+b1*dQ, a2*dP+b2*dQ
@@ -293,7 +294,7 @@ func (pl *planner) segmentedIn(j *jobInfo, ri int, level int, sc *scratch, c *ca
 	sh := pl.g.slotH
 	sc.okRun = slices.Grow(sc.okRun[:0], b-a)[:b-a]
 	run := int32(0)
-	f := sc.free[ri]
+	f := pl.freeOf(sc, j, ri)
 	for k := b - 1; k >= a; k-- {
 		if blocked(j, r, f, k, capChk, priceChk) {
 			run = 0

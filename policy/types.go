@@ -20,10 +20,16 @@ type Job struct {
 	Earliest time.Time
 	Deadline time.Time
 	// Regions allowed; empty means every region.
-	Regions       []string
+	Regions []string
+	// Home is the region "run now" means: the baseline runs there from
+	// the earliest start. Empty, or a name not in Input.Regions, means the
+	// first allowed region.
+	Home          string
 	Interruptible bool
 	// MaxPriceUSDPerGPUHour excludes every region-slot whose price (time of
-	// use included) is above it; 0 means no cap.
+	// use included) is above it; 0 means no cap. It is never broken: a job
+	// with no window under it is Held, even one that cannot meet its
+	// deadline.
 	MaxPriceUSDPerGPUHour float64
 	// Current is the job's plan from an earlier round, if any; a re-plan
 	// moves it only when the gain beats Config.Hysteresis.
@@ -94,13 +100,20 @@ type Region struct {
 // Fits reports whether a job of gpus GPUs can run in r at all (see
 // MaxJobGPUs).
 func (r Region) Fits(gpus int) bool {
-	m := r.MaxJobGPUs
-	if m <= 0 {
-		for _, w := range r.Workers {
-			m = max(m, w)
-		}
-	}
+	m := r.maxJob()
 	return m <= 0 || max(gpus, 1) <= m
+}
+
+// maxJob returns the largest job r runs; 0 = no limit.
+func (r Region) maxJob() int {
+	if r.MaxJobGPUs > 0 {
+		return r.MaxJobGPUs
+	}
+	m := 0
+	for _, w := range r.Workers {
+		m = max(m, w)
+	}
+	return m
 }
 
 // Config tunes the planner. The zero value is usable: WithDefaults fills it.
@@ -183,8 +196,8 @@ type Window struct {
 	Start, End time.Time
 }
 
-// Baseline is the run-now alternative: the job's first allowed region,
-// starting now.
+// Baseline is the run-now alternative: the job's home region (Job.Home),
+// from its earliest start.
 type Baseline struct {
 	Region          string
 	Start           time.Time
@@ -213,8 +226,20 @@ type Assignment struct {
 	ExpectedGCO2    float64
 	ExpectedCostUSD float64
 	Baseline        Baseline
+	// SavedByWaitingGCO2 is the chosen region run contiguously from the
+	// earliest start, less ExpectedGCO2: what waiting for the window saves.
+	// SavedByMovingGCO2 is Baseline.ExpectedGCO2 less that same run: what
+	// running in the chosen region rather than the home region saves. The
+	// two add up to Baseline.ExpectedGCO2 − ExpectedGCO2.
+	SavedByWaitingGCO2 float64
+	SavedByMovingGCO2  float64
 	// Urgent is set when no plan finishes by the deadline: release now.
 	Urgent bool
+	// Held is set when no allowed region has a window under the job's
+	// MaxPriceUSDPerGPUHour in which it could run (before its deadline,
+	// or, when that cannot be met, at once): the job has no Region and no
+	// Segments and is not to be released; Reason says so.
+	Held bool
 	// Kept is set when the job stays on Job.Current because no move gained
 	// more than Config.Hysteresis.
 	Kept bool

@@ -3,6 +3,8 @@ package queue
 // This file holds the types other packages code against.
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/greenq/greenq"
@@ -12,8 +14,54 @@ import (
 // job id as JSON {"job_id": "..."}.
 const TaskTypeRun = "greenq:run"
 
-// RegionQueue returns the asynq queue name of a region ("region:<name>").
+// RegionQueue returns the asynq queue name of a region's 1-GPU jobs
+// ("region:<name>"); SizeQueue names those of larger jobs.
 func RegionQueue(region string) string { return "region:" + region }
+
+// SizeQueue returns the asynq queue a job of gpus GPUs is released onto in
+// region: RegionQueue for one GPU (or none), "region:<name>:gpus=<n>" for
+// n ≥ 2. A worker of G GPUs serves its region's queues for 1…G GPUs
+// (WorkerQueues), so a job is only handed to a worker that can run it.
+func SizeQueue(region string, gpus int) string {
+	if gpus <= 1 {
+		return RegionQueue(region)
+	}
+	return RegionQueue(region) + sizeSep + strconv.Itoa(gpus)
+}
+
+const sizeSep = ":gpus="
+
+// WorkerQueues returns the queues a worker of gpus GPUs in region serves,
+// SizeQueue for 1…gpus GPUs, each with the job size as its priority. The
+// worker serves them in strict priority (asynq.Config.StrictPriority): it
+// takes the largest job waiting that it can run, so a stream of small jobs,
+// which any worker of the region can run, does not starve large ones,
+// which only the larger workers can.
+func WorkerQueues(region string, gpus int) map[string]int {
+	out := make(map[string]int, max(gpus, 1))
+	for n := 1; n <= max(gpus, 1); n++ {
+		out[SizeQueue(region, n)] = n
+	}
+	return out
+}
+
+// ParseQueue returns the region and job size of a queue named by
+// SizeQueue; ok is false for any other name.
+func ParseQueue(name string) (region string, gpus int, ok bool) {
+	rest, ok := strings.CutPrefix(name, "region:")
+	if !ok || rest == "" {
+		return "", 0, false
+	}
+	i := strings.Index(rest, sizeSep)
+	if i < 0 {
+		return rest, 1, true
+	}
+	n, err := strconv.Atoi(rest[i+len(sizeSep):])
+	if err != nil || n < 2 || i == 0 || SizeQueue(rest[:i], n) != name {
+		return "", 0, false
+	}
+	return rest[:i], n, true
+}
 
 // ListOptions filters List. Zero fields match everything.
 type ListOptions struct {

@@ -37,7 +37,7 @@
 //
 // Releaser.Run sleeps until the earliest planned start (or an urgent plan)
 // and releases each due job: it claims a release number (idempotently),
-// enqueues asynq task TaskTypeRun on RegionQueue(region) with task id
+// enqueues asynq task TaskTypeRun on SizeQueue(region, gpus) with task id
 // "<job id>:<release number>", then marks the job released. A crash between
 // the two steps leaves the claim in place, and the next round enqueues the
 // same task id (asynq refuses the duplicate) and marks it; two loops racing
@@ -45,6 +45,20 @@
 // forwarder polls every 5 s and rounds to whole seconds, so it could start
 // a task late or early. A job is never released before its planned start;
 // jobs past their deadline without a start become expired.
+//
+// # Dispatch by size
+//
+// A job runs on one worker, so it is released onto a queue of its size: a
+// 1-GPU job onto RegionQueue ("region:R"), an N-GPU one onto "region:R:gpus=N"
+// (SizeQueue), and a worker of G GPUs serves its region's queues for
+// 1…G GPUs, the largest first (WorkerQueues). So no job reaches a worker
+// that cannot run it. Heartbeats carry each worker's size: the planner
+// counts room per worker (policy.Region.Workers: GPUs on workers smaller
+// than a job are no room for it), and the largest worker seen in a region
+// within WorkerMemory, or its configured MaxGPUsPerWorker, bounds the jobs
+// planned there and those Submit takes (a job larger than every allowed
+// region's largest worker is refused naming gpus; a region nothing is
+// known about takes any size).
 //
 // # Several replicas
 //

@@ -47,8 +47,11 @@ func (k keys) fence() string                  { return k.tag + ":fence" }
 func (k keys) lease(name string) string       { return k.tag + ":lease:" + name }
 func (k keys) workers() string                { return k.tag + ":workers" }
 func (k keys) workersExpiry() string          { return k.tag + ":workers:expiry" }
+func (k keys) workersSeen() string            { return k.tag + ":workers:seen" }
 func (k keys) series(region string) string    { return k.tag + ":series:" + region }
 func (k keys) measurement(name string) string { return k.tag + ":measure:" + name }
+func (k keys) regionFacts() string            { return k.tag + ":regions" }
+func (k keys) restate() string                { return k.tag + ":restate" }
 func (k keys) cancelChannel() string          { return k.prefix + ":cancel" }
 func (k keys) wakeChannel() string            { return k.prefix + ":wake" }
 

@@ -34,7 +34,7 @@ func NewCollector(s *Store, insp *asynq.Inspector) *Collector {
 		s: s, insp: insp, timeout: 5 * time.Second,
 		jobs:       prometheus.NewDesc("greenq_jobs", "Jobs by state.", []string{"state"}, nil),
 		jobsRegion: prometheus.NewDesc("greenq_jobs_by_region", "Unfinished jobs by state and region (planned or running there).", []string{"state", "region"}, nil),
-		depth:      prometheus.NewDesc("greenq_queue_depth", "Tasks waiting or running on a region's asynq queue.", []string{"region"}, nil),
+		depth:      prometheus.NewDesc("greenq_queue_depth", "Tasks waiting or running on a region's asynq queues (every job size).", []string{"region"}, nil),
 	}
 }
 
@@ -88,12 +88,28 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if c.insp == nil {
 		return
 	}
-	for _, r := range c.s.regions {
-		info, err := c.insp.GetQueueInfo(RegionQueue(r.Name))
-		if err != nil {
-			continue // a queue that never had a task does not exist yet
+	// A region's jobs are on one queue per job size (SizeQueue); a queue
+	// that never had a task does not exist yet.
+	names, err := c.insp.Queues()
+	if err != nil {
+		return
+	}
+	depth := map[string]int{}
+	for _, q := range names {
+		region, _, ok := ParseQueue(q)
+		if !ok || !slices.Contains(c.s.names, region) {
+			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(info.Pending+info.Active+info.Retry+info.Scheduled), r.Name)
+		info, err := c.insp.GetQueueInfo(q)
+		if err != nil {
+			continue
+		}
+		depth[region] += info.Pending + info.Active + info.Retry + info.Scheduled
+	}
+	for _, r := range c.s.regions {
+		if n, ok := depth[r.Name]; ok {
+			ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(n), r.Name)
+		}
 	}
 }
 

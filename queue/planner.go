@@ -43,6 +43,8 @@ type Planner struct {
 	cache   jobCache // decoded pending and planned jobs kept between rounds
 	// activeCache keeps the decoded released and running jobs.
 	activeCache jobCache
+	// published is when the region facts were last shared with workers.
+	published time.Time
 }
 
 // NewPlanner returns a planner over s; it validates cfg (a bad Replan spec
@@ -117,9 +119,21 @@ func (p *Planner) Run(ctx context.Context) error {
 	}
 }
 
-// PlanOnce runs one planning round and stores the plans that changed.
+// publishEvery is how often the planner shares the region facts it plans
+// with (Store.PublishRegions) with the workers that write receipts.
+const publishEvery = 30 * time.Second
+
+// PlanOnce runs one planning round and stores the plans that changed. It
+// first shares the region facts with workers, at most every publishEvery.
 func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 	now := p.cfg.Now()
+	if p.published.IsZero() || now.Sub(p.published) >= publishEvery || now.Before(p.published) {
+		if err := p.s.PublishRegions(ctx); err != nil {
+			p.log.Warn("share region facts with workers", "err", err)
+		} else {
+			p.published = now
+		}
+	}
 	jobs, err := p.s.pendingCached(ctx, &p.cache)
 	if err != nil {
 		return policy.Result{}, fmt.Errorf("plan: %w", err)
@@ -140,7 +154,7 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 	}
 	plans := make(map[string]greenq.Plan, len(res.Assignments))
 	for i, a := range res.Assignments {
-		if a.Region == "" {
+		if a.Region == "" && !a.Held {
 			p.log.Warn("job has no region to run in", "job", a.JobID, "reason", a.Reason)
 			continue
 		}
@@ -149,7 +163,7 @@ func (p *Planner) PlanOnce(ctx context.Context) (policy.Result, error) {
 			// Say when the plan rests on a fallback signal, not the provider's.
 			pl.Reason += fmt.Sprintf(" (signal for %s: %s)", a.Region, src)
 		}
-		if j := jobs[i]; j.ID == a.JobID && j.State == greenq.StatePlanned && samePlan(j.Plan, &pl) {
+		if j := jobs[i]; j.ID == a.JobID && j.State == planState(&pl) && samePlan(j.Plan, &pl) {
 			// SetPlans would read the job only to skip it: a round where
 			// nothing moved writes, and reads back, nothing.
 			continue
@@ -215,10 +229,10 @@ func toPolicyJob(j *greenq.Job) policy.Job {
 	}
 	pj := policy.Job{
 		ID: j.ID, Group: j.Group, GPUs: j.GPUs, Duration: d, PowerW: j.PowerW,
-		Earliest: j.SubmittedAt, Deadline: j.Deadline, Regions: j.Regions,
+		Earliest: j.SubmittedAt, Deadline: j.Deadline, Regions: j.Regions, Home: j.HomeRegion,
 		Interruptible: j.Interruptible, MaxPriceUSDPerGPUHour: j.MaxPriceUSDPerGPUHour,
 	}
-	if pl := j.Plan; pl != nil && j.State == greenq.StatePlanned {
+	if pl := j.Plan; pl != nil && j.State == greenq.StatePlanned && !pl.Held {
 		segs := make([]policy.Window, 0, max(len(pl.Segments), 1))
 		for _, w := range pl.Segments {
 			segs = append(segs, policy.Window{Start: w.Start, End: w.End})
@@ -240,8 +254,15 @@ func toPlan(a policy.Assignment, now time.Time) greenq.Plan {
 	p := greenq.Plan{
 		Region: a.Region, Start: a.Start().UTC(), End: a.End().UTC(),
 		ExpectedGCO2: a.ExpectedGCO2, ExpectedCostUSD: a.ExpectedCostUSD, ExpectedKWh: a.ExpectedKWh,
-		Reason: a.Reason, Urgent: a.Urgent, PlannedAt: now.UTC(),
-		Baseline: greenq.Baseline{Region: a.Baseline.Region, Start: a.Baseline.Start.UTC(), ExpectedGCO2: a.Baseline.ExpectedGCO2},
+		Reason: a.Reason, Urgent: a.Urgent, Held: a.Held, PlannedAt: now.UTC(),
+		Baseline: greenq.Baseline{Region: a.Baseline.Region, Start: a.Baseline.Start.UTC(), ExpectedGCO2: a.Baseline.ExpectedGCO2,
+			ExpectedCostUSD: a.Baseline.ExpectedCostUSD},
+		SavedByWaitingGCO2: a.SavedByWaitingGCO2, SavedByMovingGCO2: a.SavedByMovingGCO2,
+	}
+	if p.Held {
+		// No window under the job's price cap: not to be released.
+		p.Start, p.End = time.Time{}, time.Time{}
+		return p
 	}
 	if p.Start.IsZero() {
 		// No window at all: release at once.
@@ -257,6 +278,15 @@ func toPlan(a policy.Assignment, now time.Time) greenq.Plan {
 			ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected})
 	}
 	return p
+}
+
+// planState is the state a job with plan p is in: planned, or pending
+// while p holds it (no window under its price cap).
+func planState(p *greenq.Plan) greenq.State {
+	if p != nil && p.Held {
+		return greenq.StatePending
+	}
+	return greenq.StatePlanned
 }
 
 // isFallback reports whether a series source names one of the forecast

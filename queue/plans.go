@@ -61,17 +61,20 @@ func (s *Store) setPlans(ctx context.Context, plans map[string]greenq.Plan, c *j
 			return false, nil
 		}
 		p := plans[j.ID]
-		if j.State == greenq.StatePlanned && samePlan(j.Plan, &p) {
+		next := planState(&p) // a held job stays pending, off the release schedule
+		if j.State == next && samePlan(j.Plan, &p) {
 			return false, nil
 		}
-		if err := transition(j, greenq.StatePlanned); err != nil {
-			return false, err
+		if j.State != next {
+			if err := transition(j, next); err != nil {
+				return false, err
+			}
 		}
 		p.Start, p.End, p.PlannedAt = p.Start.UTC(), p.End.UTC(), p.PlannedAt.UTC()
 		if p.PlannedAt.IsZero() {
 			p.PlannedAt = now
 		}
-		j.Plan, j.State, j.UpdatedAt = &p, greenq.StatePlanned, now
+		j.Plan, j.State, j.UpdatedAt = &p, next, now
 		return true, nil
 	}
 	retry := func(id string) (bool, error) {
@@ -155,7 +158,7 @@ func samePlan(a, b *greenq.Plan) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Region != b.Region || !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || a.Urgent != b.Urgent || len(a.Segments) != len(b.Segments) {
+	if a.Region != b.Region || !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || a.Urgent != b.Urgent || a.Held != b.Held || len(a.Segments) != len(b.Segments) {
 		return false
 	}
 	// The reason's wording changes as time passes ("defer 5h", "defer 4h"),
@@ -187,7 +190,7 @@ var (
 func (s *Store) reserve(ctx context.Context, id string, now time.Time) (*row, error) {
 	r, err := s.update(ctx, id, func(r *row) error {
 		j := r.job
-		if j.State != greenq.StatePlanned || j.Plan == nil {
+		if j.State != greenq.StatePlanned || j.Plan == nil || j.Plan.Held {
 			return errSkip
 		}
 		if !j.Plan.Urgent && now.Before(j.Plan.Start) {
@@ -258,6 +261,9 @@ func (s *Store) expire(ctx context.Context, id string, now time.Time) (bool, err
 		}
 		j.State, j.UpdatedAt = greenq.StateExpired, now.UTC()
 		j.Error = "could not start before its deadline"
+		if j.Plan != nil && j.Plan.Held {
+			j.Error = fmt.Sprintf("could not start before its deadline: no window under its price cap of $%.2f/GPU-h (max_price_usd_per_gpu_hour) in any allowed region", j.MaxPriceUSDPerGPUHour)
+		}
 		return nil
 	})
 	switch {

@@ -60,14 +60,18 @@ func (s *Store) forgetSeries(region string) {
 
 // policyRegions returns the configured regions as the planner sees them:
 // price schedule, PUE, series (a region with none gets an empty one, which
-// the policy counts at the other regions' mean) and, when active is given,
-// live capacity and the GPUs released and running jobs hold.
+// the policy counts at the other regions' mean), the largest job a worker
+// there can run (configured, and when live, the largest worker seen within
+// WorkerMemory) and, when live, the live workers' sizes (capacity per
+// worker, so a job only counts room on workers it fits) and the GPUs
+// released and running jobs hold.
 func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Duration, live bool, cached bool, activeCache *jobCache) ([]policy.Region, error) {
 	regions := s.regions
 	var active []*greenq.Job
+	var sizes map[string][]int
 	if live {
 		var err error
-		if regions, err = s.Regions(ctx); err != nil {
+		if regions, sizes, err = s.liveRegions(ctx); err != nil {
 			return nil, err
 		}
 		// Busy GPUs only matter in a pool of known size (capacity 0 is
@@ -85,12 +89,13 @@ func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Dura
 	}
 	out := make([]policy.Region, 0, len(regions))
 	for _, r := range regions {
-		pr := policy.Region{Name: r.Name, PUE: r.PUE, Price: policy.PriceSchedule{USDPerGPUHour: r.GPUPriceUSDPerHour}}
+		pr := policy.Region{Name: r.Name, PUE: r.PUE, Price: policy.PriceSchedule{USDPerGPUHour: r.GPUPriceUSDPerHour},
+			MaxJobGPUs: max(r.MaxGPUsPerWorker, 0)}
 		for _, st := range r.PriceSchedule {
 			pr.Price.TimeOfUse = append(pr.Price.TimeOfUse, policy.TimeOfUsePrice{FromHour: st.FromHour, ToHour: st.ToHour, USDPerGPUHour: st.USDPerGPUHour})
 		}
 		if live {
-			pr.Capacity = r.Capacity
+			pr.Capacity, pr.Workers = r.Capacity, sizes[r.Name]
 			pr.Busy = busy(active, r.Name, now, slot)
 		}
 		var (
@@ -210,7 +215,7 @@ func (s *Store) planBatch(ctx context.Context, batch []*planWait) {
 	}
 	res := policy.Plan(in)
 	for i, a := range res.Assignments {
-		if a.Region == "" {
+		if a.Region == "" && !a.Held {
 			continue
 		}
 		p := toPlan(a, now)

@@ -37,10 +37,10 @@ type ReleaserConfig struct {
 	// Logger receives releases and failures. Default: discard.
 	Logger *slog.Logger
 	// MaxRetry is asynq's retry budget per release, spent when a worker
-	// dies or cannot start the job. Default 5.
+	// dies or cannot start the job. Default DefaultMaxRetry.
 	MaxRetry int
 	// Retention keeps finished tasks, so their task ids stay taken and a
-	// late duplicate release is refused. Default 24h.
+	// late duplicate release is refused. Default DefaultRetention.
 	Retention time.Duration
 	// Poll is the longest the loop sleeps without a wake-up, bounding the
 	// delay when a pub/sub message is lost. Default 1s.
@@ -57,9 +57,16 @@ type ReleaserConfig struct {
 	OnRelease func(job *greenq.Job, lag time.Duration)
 }
 
+// ReleaserConfig defaults.
+const (
+	DefaultMaxRetry  = 5
+	DefaultRetention = 24 * time.Hour
+)
+
 // Releaser is the release loop: it sleeps until the earliest planned start,
-// puts every job whose window has opened on its region's asynq queue (task
-// TaskTypeRun, id "<job id>:<release number>") and marks it released. It
+// puts every job whose window has opened on its region's asynq queue for
+// its size (SizeQueue; task TaskTypeRun, id "<job id>:<release number>")
+// and marks it released. It
 // never releases before the planned start; urgent plans go at once. Jobs
 // whose deadline passed before they could start are marked expired.
 type Releaser struct {
@@ -87,10 +94,10 @@ func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.MaxRetry == 0 {
-		cfg.MaxRetry = 5
+		cfg.MaxRetry = DefaultMaxRetry
 	}
 	if cfg.Retention == 0 {
-		cfg.Retention = 24 * time.Hour
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Poll == 0 {
 		cfg.Poll = time.Second
@@ -348,17 +355,35 @@ func (r *Releaser) releaseMany(ctx context.Context, ids []string, now time.Time)
 	return progress, firstErr
 }
 
-// enqueue puts the task of reserved job row on its region's queue, under
-// the task id its release number fixes; a task already there (an earlier
-// round enqueued it, then stopped) is not an error.
+// enqueue puts the task of reserved job row on its region's queue for its
+// size, under the task id its release number fixes; a task already there
+// (an earlier round enqueued it, then stopped) is not an error.
 func (r *Releaser) enqueue(ctx context.Context, row *row) error {
 	j, n := row.job, row.rel
 	payload, _ := json.Marshal(RunPayload{JobID: j.ID, Release: n})
 	_, err := r.client.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
-		asynq.Queue(RegionQueue(j.Plan.Region)), asynq.TaskID(taskID(j.ID, n)), asynq.MaxRetry(r.cfg.MaxRetry),
+		asynq.Queue(SizeQueue(j.Plan.Region, j.GPUs)), asynq.TaskID(taskID(j.ID, n)), asynq.MaxRetry(r.cfg.MaxRetry),
 		asynq.Deadline(taskDeadline(j.Deadline)), asynq.Retention(r.cfg.Retention))
 	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
 		return fmt.Errorf("enqueue job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Redispatch moves the task of job j's release to the queue of region
+// that its size names (SizeQueue), under task id
+// "<job id>:<release>:gpus=<n>", with the releaser's default retry and
+// retention. A worker calls it for a task it has too few GPUs for, which
+// normal dispatch never hands it (one put on the region queue before size
+// queues existed, or by hand), and then drops the task it holds. A task of
+// that id already there is not an error.
+func Redispatch(ctx context.Context, c Enqueuer, j *greenq.Job, region string, release int) error {
+	payload, _ := json.Marshal(RunPayload{JobID: j.ID, Release: release})
+	_, err := c.EnqueueContext(ctx, asynq.NewTask(TaskTypeRun, payload),
+		asynq.Queue(SizeQueue(region, j.GPUs)), asynq.TaskID(taskID(j.ID, release)+sizeSep+strconv.Itoa(j.GPUs)),
+		asynq.MaxRetry(DefaultMaxRetry), asynq.Deadline(taskDeadline(j.Deadline)), asynq.Retention(DefaultRetention))
+	if err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return fmt.Errorf("redispatch job %s: %w", j.ID, err)
 	}
 	return nil
 }

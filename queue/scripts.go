@@ -59,11 +59,13 @@ return 1
 // dropped early nor kept alive after it stops.
 
 // heartbeatScript records worker ARGV[1] (JSON ARGV[2]) as live for
-// ARGV[3] ms from now on Redis's clock.
+// ARGV[3] ms from now on Redis's clock, and as seen (KEYS[3], which outlives
+// the heartbeat: see Store.largestWorkers).
 var heartbeatScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[1])
 return now
 `)

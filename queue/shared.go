@@ -33,8 +33,65 @@ func (s *Store) Heartbeat(ctx context.Context, w WorkerInfo, ttl time.Duration) 
 	if err != nil {
 		return fmt.Errorf("heartbeat: encode: %w", err)
 	}
-	err = heartbeatScript.Run(ctx, s.rdb, []string{s.k.workers(), s.k.workersExpiry()}, w.ID, js, ttl.Milliseconds()).Err()
+	err = heartbeatScript.Run(ctx, s.rdb, []string{s.k.workers(), s.k.workersExpiry(), s.k.workersSeen()}, w.ID, js, ttl.Milliseconds()).Err()
 	return redisErr("heartbeat", err)
+}
+
+// WorkerMemory is how long a worker's size counts towards its region's
+// largest worker after its last heartbeat, so that a submission is not
+// refused while the region's big worker restarts.
+const WorkerMemory = 7 * 24 * time.Hour
+
+// largestWorkers returns, per configured region, the most GPUs one worker
+// offers: the larger of the region's MaxGPUsPerWorker and the largest
+// worker that heartbeat there within WorkerMemory (0: nothing known). It
+// forgets workers older than that.
+func (s *Store) largestWorkers(ctx context.Context) (map[string]int, error) {
+	vals, err := s.rdb.HGetAll(ctx, s.k.workersSeen()).Result()
+	if err != nil {
+		return nil, redisErr("read worker sizes", err)
+	}
+	out := make(map[string]int, len(s.regions))
+	for _, r := range s.regions {
+		out[r.Name] = max(r.MaxGPUsPerWorker, 0)
+	}
+	now := s.now()
+	var old []string
+	for id, js := range vals {
+		var w WorkerInfo
+		if err := json.Unmarshal([]byte(js), &w); err != nil || now.Sub(w.SeenAt) > WorkerMemory {
+			old = append(old, id)
+			continue
+		}
+		if m, ok := out[w.Region]; ok {
+			out[w.Region] = max(m, w.GPUs)
+		}
+	}
+	if len(old) > 0 {
+		// Best effort: a worker that beats again meanwhile is rewritten.
+		_ = s.rdb.HDel(ctx, s.k.workersSeen(), old...).Err()
+	}
+	return out, nil
+}
+
+// checkFits refuses a job of gpus GPUs allowed in regions (empty: all)
+// when it needs more than the largest worker of every one of them offers
+// (largestWorkers; greenq.CheckFitsWorkers). A region nothing is known
+// about takes any size, so a job is refused only where greenq knows it
+// cannot run.
+func (s *Store) checkFits(ctx context.Context, gpus int, regions []string) error {
+	if gpus <= 1 || len(s.names) == 0 {
+		return nil
+	}
+	largest, err := s.largestWorkers(ctx)
+	if err != nil {
+		return fmt.Errorf("submit: %w", err)
+	}
+	known := make([]greenq.Region, len(s.regions))
+	for i, r := range s.regions {
+		known[i] = greenq.Region{Name: r.Name, MaxGPUsPerWorker: largest[r.Name]}
+	}
+	return greenq.CheckFitsWorkers(gpus, regions, known)
 }
 
 // Workers returns the workers whose heartbeat is still live, by region and
@@ -67,12 +124,24 @@ func (s *Store) Workers(ctx context.Context) ([]WorkerInfo, error) {
 }
 
 // Regions returns the configured regions with their live Capacity (GPUs
-// of live workers) and Workers filled in.
+// of live workers) and Workers filled in, and MaxGPUsPerWorker raised to
+// the largest worker seen within WorkerMemory.
 func (s *Store) Regions(ctx context.Context) ([]greenq.Region, error) {
+	out, _, err := s.liveRegions(ctx)
+	return out, err
+}
+
+// liveRegions is Regions with the GPUs of each live worker, by region.
+func (s *Store) liveRegions(ctx context.Context) ([]greenq.Region, map[string][]int, error) {
 	ws, err := s.Workers(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("regions: %w", err)
+		return nil, nil, fmt.Errorf("regions: %w", err)
 	}
+	largest, err := s.largestWorkers(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("regions: %w", err)
+	}
+	sizes := map[string][]int{}
 	out := make([]greenq.Region, len(s.regions))
 	for i, r := range s.regions {
 		r.Capacity, r.Workers = 0, 0
@@ -81,11 +150,14 @@ func (s *Store) Regions(ctx context.Context) ([]greenq.Region, error) {
 			if w.Region == r.Name {
 				r.Capacity += w.GPUs
 				r.Workers++
+				sizes[r.Name] = append(sizes[r.Name], w.GPUs)
+				r.MaxGPUsPerWorker = max(r.MaxGPUsPerWorker, w.GPUs)
 			}
 		}
+		r.MaxGPUsPerWorker = max(r.MaxGPUsPerWorker, largest[r.Name])
 		out[i] = r
 	}
-	return out, nil
+	return out, sizes, nil
 }
 
 // PutSeries stores a region's normalised carbon series for every replica

@@ -255,7 +255,7 @@ func (s *Store) writeArgs(ctx context.Context, id string, r *row, old greenq.Sta
 		return nil, nil, fmt.Errorf("encode job %s: %w", id, err)
 	}
 	relScore, dlScore := "", ""
-	if j.State == greenq.StatePlanned && j.Plan != nil {
+	if j.State == greenq.StatePlanned && j.Plan != nil && !j.Plan.Held {
 		if j.Plan.Urgent {
 			relScore = "0"
 		} else {
@@ -354,6 +354,10 @@ func transition(j *greenq.Job, next greenq.State) error {
 // deadline, with Trial 1..N. With req.Key set, a second submission of the
 // same tenant, key and body returns the jobs of the first instead of new
 // ones; the same key with a different body is CodeConflict naming key.
+// A job needing more GPUs than the largest worker of every allowed region
+// offers (greenq.Region.MaxGPUsPerWorker, or the largest worker seen there
+// within WorkerMemory) is CodeInvalidArgument naming gpus; a region nothing
+// is known about takes any size.
 // Either every job is stored or none is; a full Redis gives CodeUnavailable.
 func (s *Store) Submit(ctx context.Context, tenant string, req greenq.SubmitRequest) ([]*greenq.Job, error) {
 	sub, err := s.SubmitJSON(ctx, tenant, req)
@@ -394,6 +398,12 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 			return Submitted{}, redisErr("submit", err)
 		}
 	}
+	if err := s.checkFits(ctx, req.GPUs, req.Regions); err != nil {
+		return Submitted{}, err
+	}
+	if err := greenq.CheckPriceCap(req.MaxPriceUSDPerGPUHour, req.Regions, s.regions); err != nil {
+		return Submitted{}, err
+	}
 	est, src, powerW := req.DurationEstimateS, "user", req.PowerW
 	if est <= 0 {
 		est, src = int64(greenq.DefaultDuration/time.Second), "default"
@@ -427,7 +437,7 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 			ID: ids.next(now), Name: req.Name, Kind: req.Kind, State: greenq.StatePending,
 			Tenant: tenant, Key: req.Key, Command: req.Command,
 			SubmittedAt: utc, UpdatedAt: utc, Deadline: deadline.UTC(),
-			DurationEstimateS: est, GPUs: req.GPUs, Regions: req.Regions,
+			DurationEstimateS: est, GPUs: req.GPUs, Regions: req.Regions, HomeRegion: req.HomeRegion,
 			Interruptible: req.Interruptible, Group: group, Tags: req.Tags,
 			MaxPriceUSDPerGPUHour: req.MaxPriceUSDPerGPUHour, PowerW: powerW,
 			FunctionalUnit: req.FunctionalUnit, EstimateSource: src, JobSpec: req.JobSpec,
@@ -671,6 +681,7 @@ func (s *Store) Finish(ctx context.Context, id string, f FinishRequest) (*greenq
 	if err != nil {
 		return nil, fmt.Errorf("finish: %w", err)
 	}
+	s.markRestatable(ctx, r.job)
 	if measured && r.job.Name != "" {
 		if err := s.recordMeasurement(ctx, r.job); err != nil {
 			s.log.Warn("record measurement", "job", id, "name", r.job.Name, "err", err)

@@ -90,3 +90,107 @@ stop_podman() {
   [ -n "${PODMAN_DIR:-}" ] && rm -rf "$PODMAN_DIR"
   return 0
 }
+
+# start_slurm: a one-node Slurm cluster (slurm-wlm 22.05 from Debian) with
+# everything in a temp dir: munged on its own key and socket, slurmctld
+# and slurmd on free ports, one node of 16 CPUs and 4 GPUs (gres.conf
+# points them at /dev/null-like devices) in partition "gpu", no slurmdbd
+# (jobs are read with scontrol; JobCompType=jobcomp/filetxt keeps a log).
+# Needs root (slurmd starts jobs as their users). Sets SLURM_DIR and the
+# daemons' PIDs, and exports GREENQ_TEST_SLURM_CONF and
+# GREENQ_TEST_SLURM_PARTITION; returns once sinfo shows the node idle.
+start_slurm() {
+  if [ "$(id -u)" != 0 ]; then echo "start_slurm: needs root (slurmd, munged)" >&2; return 1; fi
+  ensure_pkg slurmctld slurm-wlm munge || return 1
+  ensure_pkg munged munge || return 1
+  SLURM_DIR=$(mktemp -d)
+  local d=$SLURM_DIR host ctld_port slurmd_port
+  chmod 755 "$d"
+  mkdir -p "$d/munge" "$d/key" "$d/state" "$d/spool" "$d/log"
+  chmod 700 "$d/key"; chmod 755 "$d/munge"
+  head -c 1024 /dev/urandom >"$d/key/munge.key"; chmod 400 "$d/key/munge.key"
+  munged --foreground --force --key-file="$d/key/munge.key" --socket="$d/munge/socket" \
+    --pid-file="$d/munge/munged.pid" --log-file="$d/log/munged.log" --seed-file="$d/munge/seed" \
+    >"$d/log/munged.out" 2>&1 &
+  MUNGED_PID=$!
+  for _ in $(seq 1 50); do [ -S "$d/munge/socket" ] && break; sleep 0.1; done
+  host=$(hostname -s)
+  ctld_port=$(free_port); slurmd_port=$(free_port)
+  while [ "$slurmd_port" = "$ctld_port" ]; do slurmd_port=$(free_port); done
+  cat >"$d/slurm.conf" <<CONF
+ClusterName=greenqtest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$d/munge/socket
+CredType=cred/munge
+StateSaveLocation=$d/state
+SlurmdSpoolDir=$d/spool
+SlurmctldPidFile=$d/slurmctld.pid
+SlurmdPidFile=$d/slurmd.pid
+SlurmctldLogFile=$d/log/slurmctld.log
+SlurmdLogFile=$d/log/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SlurmdParameters=config_overrides
+JobAcctGatherType=jobacct_gather/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=$d/jobcomp.txt
+GresTypes=gpu
+MpiDefault=none
+ReturnToService=2
+KillWait=5
+MinJobAge=600
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=100000
+NodeName=$host NodeAddr=127.0.0.1 CPUs=16 RealMemory=4000 Gres=gpu:4 State=UNKNOWN
+PartitionName=gpu Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+CONF
+  cat >"$d/gres.conf" <<CONF
+Name=gpu File=/dev/null
+Name=gpu File=/dev/zero
+Name=gpu File=/dev/full
+Name=gpu File=/dev/urandom
+CONF
+  export SLURM_CONF="$d/slurm.conf"
+  slurmctld -D -f "$SLURM_CONF" >"$d/log/slurmctld.out" 2>&1 &
+  SLURMCTLD_PID=$!
+  slurmd -D -f "$SLURM_CONF" >"$d/log/slurmd.out" 2>&1 &
+  SLURMD_PID=$!
+  for _ in $(seq 1 100); do
+    if sinfo -h -p gpu -o %T 2>/dev/null | grep -qx idle; then
+      export GREENQ_TEST_SLURM_CONF="$SLURM_CONF" GREENQ_TEST_SLURM_PARTITION=gpu
+      unset SLURM_CONF # tests pass it to Slurm's commands themselves
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "slurm did not start:" >&2; tail -n 20 "$d"/log/* >&2; unset SLURM_CONF; return 1
+}
+
+stop_slurm() {
+  if [ -n "${SLURM_DIR:-}" ] && [ -n "${SLURMCTLD_PID:-}" ]; then
+    # End the jobs first: their slurmstepd processes outlive slurmd.
+    SLURM_CONF="$SLURM_DIR/slurm.conf" scancel --partition gpu 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      [ -z "$(SLURM_CONF="$SLURM_DIR/slurm.conf" squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.2
+    done
+  fi
+  local p
+  for p in "${SLURMD_PID:-}" "${SLURMCTLD_PID:-}" "${MUNGED_PID:-}"; do
+    [ -n "$p" ] || continue
+    kill "$p" 2>/dev/null || continue
+    wait "$p" 2>/dev/null
+    for _ in $(seq 1 50); do # gone, or a zombie (not this shell's child)
+      grep -qs '^[0-9]* ([^)]*) [^Z]' "/proc/$p/stat" || break
+      sleep 0.1
+    done
+  done
+  [ -n "${SLURM_DIR:-}" ] && rm -rf "$SLURM_DIR"
+  return 0
+}

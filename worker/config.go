@@ -64,6 +64,11 @@ type Config struct {
 	// names no workdir, removed when the run ends. Default
 	// $TMPDIR/greenq-work.
 	WorkRoot string
+	// RunRoot holds each run's private directory (greenq's control and
+	// functional-units files), removed when the run ends; for an executor
+	// that runs jobs on other machines (Slurm), a directory they share.
+	// Default $TMPDIR.
+	RunRoot string
 	// OutputRoot is where each job's GREENQ_OUTPUT_DIR lives, kept after
 	// the job and listed on it: a shared directory or an object-store URL
 	// (uploaded after each run). Default $TMPDIR/greenq-outputs.
@@ -161,6 +166,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.WorkRoot == "" {
 		c.WorkRoot = filepath.Join(os.TempDir(), "greenq-work")
+	}
+	if c.RunRoot == "" {
+		c.RunRoot = os.TempDir()
 	}
 	if c.OutputRoot == "" {
 		c.OutputRoot = filepath.Join(os.TempDir(), "greenq-outputs")

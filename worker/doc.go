@@ -1,7 +1,11 @@
 // Package worker runs the jobs released to one region: an asynq server that
-// serves only that region's queue, a handler that runs each job's argv in its
-// own process group with the GPUs it assigns, and the measurements behind
-// the job's carbon receipt.
+// serves only that region's queues for the job sizes this worker can run
+// (queue.WorkerQueues: 1…GPUs GPUs, the largest first), a handler that runs
+// each job's argv in its own process group with the GPUs it assigns, and
+// the measurements behind the job's carbon receipt. GPUs are handed out
+// first come, first served, so small jobs cannot starve a large one; a task
+// larger than the worker (released before size queues) is moved to its
+// size queue rather than failed.
 //
 // A job's argv runs directly (no shell unless the user wrote one) through
 // an executor (package executor: a process group here, or a container
@@ -32,6 +36,12 @@
 //   - CPU and memory: RAPL counters under /sys/class/powercap, the job's
 //     share by its CPU time against the machine's ("rapl"), else a configured
 //     estimate ("estimate").
+//
+// Both run through Metering, on the worker's machine for its own jobs, and
+// inside `greenq meter` where a cluster runs the job (a Slurm node): the
+// executor hands that reading back (executor.Exit.Energy) and the receipt
+// says where it was measured (EnergyMeter: worker, greenq-meter, slurm, or
+// none, with the GPUs estimated).
 //
 // ComputeReceipt turns the measured energy and the region's stored carbon
 // series into a receipt: gCO2e = kWh × PUE × intensity, the run-now

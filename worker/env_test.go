@@ -214,3 +214,54 @@ func TestProtectProcess(t *testing.T) {
 		require.NoError(t, err, "the worker still reads its own")
 	}
 }
+
+// A job run as another user cannot swap the control file for a link: the
+// root worker writes it just before SIGTERM, and would write wherever a
+// link pointed.
+func TestControlFileIsTheWorkers(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("running a job as another user needs root (CI runs as root)")
+	}
+	target := filepath.Join(t.TempDir(), "must-stay-empty")
+	require.NoError(t, os.WriteFile(target, nil, 0o644))
+	b := setup(t, func(c *Config) { c.RunAsUser = "nobody"; c.WorkRoot = shareable(t); c.RunRoot = shareable(t); c.OutputRoot = shareable(t) })
+	readyDir := shareable(t)
+	require.NoError(t, os.Chmod(readyDir, 0o777)) // the job, as nobody, writes here
+	ready := filepath.Join(readyDir, "ready")
+	id := b.submit(t, greenq.Job{Command: []string{"sh", "-c",
+		`rm -f "$GREENQ_CONTROL_FILE" 2>/dev/null && ln -s "$1" "$GREENQ_CONTROL_FILE" 2>/dev/null && echo replaced || echo cannot-replace
+trap 'cat "$GREENQ_CONTROL_FILE"; exit 0' TERM; touch "$0"; while :; do sleep 0.05; done`, ready, target}})
+	errc := b.process(context.Background(), id)
+	waitPath(t, ready, func() string { return b.fs.log(id) })
+	b.fs.cancel(id)
+	require.NoError(t, waitErr(t, errc))
+	require.Equal(t, greenq.StateCancelled, b.waitFinish(t).f.State)
+	log := b.fs.log(id)
+	require.Contains(t, log, "cannot-replace")
+	require.Contains(t, log, ControlStop)
+	got, err := os.ReadFile(target)
+	require.NoError(t, err)
+	require.Empty(t, got)
+}
+
+// shareable is a temp dir every user may enter.
+func shareable(t *testing.T) string {
+	d := t.TempDir()
+	for p := d; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		require.NoError(t, os.Chmod(p, 0o755))
+	}
+	return d
+}
+
+func waitPath(t *testing.T, p string, log func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		require.True(t, time.Now().Before(deadline), "%s did not appear; job log: %s", p, log())
+		time.Sleep(20 * time.Millisecond)
+	}
+}

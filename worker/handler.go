@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -41,7 +42,9 @@ const (
 // nil for every outcome that is recorded on the job (the record is the
 // truth; asynq must not run the job again), a SkipRetry error for a bad
 // task, and a plain error only when the job could not be started because
-// the store failed, so that asynq tries again later.
+// the store failed, or it needs more GPUs than this worker has and could
+// not be handed back to its size queue (handBack), so that asynq tries
+// again later.
 func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	w.handlers.Add(1)
 	defer w.handlers.Done()
@@ -69,12 +72,18 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 		return nil
 	}
 	n := max(j.GPUs, 0)
-	gpus, unrunnable := w.pool.acquire(ctx, n)
+	if n > w.cfg.GPUs {
+		if moved, err := w.handBack(ctx, j, release); moved || err != nil {
+			return err
+		}
+	}
+	gpus, unrunnable := w.acquireGPUs(ctx, n)
 	if unrunnable != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait for gpus: %w", unrunnable)
 		}
-		// More GPUs than this worker has: it can never run here. It is
+		// The last resort, which dispatch never reaches: more GPUs than
+		// this worker has, on a task it could not hand back. It is
 		// started and failed so that the record says why.
 		gpus = nil
 	}
@@ -152,6 +161,40 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	return nil
 }
 
+// handBack deals with a task for job j that needs more GPUs than this
+// worker has. Dispatch never hands it one (the worker serves only the size
+// queues it can run, queue.WorkerQueues), but a task released before size
+// queues existed, or put on the region queue by hand, can reach it. The
+// task is moved to the job's size queue (queue.Redispatch), where a worker
+// large enough takes it, and moved is true: the caller drops this task.
+// When it cannot be moved, the error makes asynq try the task again (maybe
+// on a larger worker of the region, which also serves the region queue);
+// on the last attempt, or outside an asynq server (lastAttempt), both are
+// zero and the caller fails the job with the reason.
+func (w *Worker) handBack(ctx context.Context, j *greenq.Job, release int) (moved bool, err error) {
+	err = errors.New("no queue client (the worker is not running)")
+	if w.enq != nil {
+		err = queue.Redispatch(ctx, w.enq, j, w.cfg.Region, release)
+	}
+	if err == nil {
+		w.log.Info("handed back a job larger than this worker", "job", j.ID, "gpus", j.GPUs, "worker_gpus", w.cfg.GPUs,
+			"queue", queue.SizeQueue(w.cfg.Region, j.GPUs))
+		return true, nil
+	}
+	if lastAttempt(ctx) {
+		return false, nil
+	}
+	return false, fmt.Errorf("hand back job %s (%d GPUs; this worker has %d): %w", j.ID, j.GPUs, w.cfg.GPUs, err)
+}
+
+// lastAttempt reports whether asynq will not run the task of ctx again
+// after this attempt; true outside an asynq server.
+func lastAttempt(ctx context.Context) bool {
+	n, ok1 := asynq.GetRetryCount(ctx)
+	m, ok2 := asynq.GetMaxRetry(ctx)
+	return !ok1 || !ok2 || n >= m
+}
+
 // finish reports the end of a run, retrying a few times: the job has run
 // and must not run again just because the store blinked.
 func (w *Worker) finish(log interface{ Error(string, ...any) }, id string, f queue.FinishRequest) {
@@ -178,6 +221,7 @@ type result struct {
 	cpu        CPUReading
 	units      float64 // functional units the job reported; 0 = none
 	outputs    *greenq.Outputs
+	meter      string // where the energy was measured: MeterWorker, …
 }
 
 // readUnits reads the count a job wrote to its functional-units file.
@@ -263,8 +307,12 @@ func (w *Worker) receipt(ctx context.Context, j *greenq.Job, res result) greenq.
 	for _, s := range segs {
 		regions[s.Region] = true
 	}
-	if j.Plan != nil && j.Plan.Baseline.Region != "" {
-		regions[j.Plan.Baseline.Region] = true
+	home := j.HomeRegion
+	if home == "" && j.Plan != nil {
+		home = j.Plan.Baseline.Region
+	}
+	if home != "" {
+		regions[home] = true
 	}
 	series := map[string]forecast.Series{}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -280,13 +328,15 @@ func (w *Worker) receipt(ctx context.Context, j *greenq.Job, res result) greenq.
 		}
 	}
 	return ComputeReceipt(ReceiptInput{
-		Segments: segs, Series: series, PUE: w.cfg.PUE, Plan: j.Plan, GPUs: j.GPUs,
+		Segments: segs, Series: series, Regions: w.regionFacts(sctx), PUE: w.cfg.PUE, Plan: j.Plan, GPUs: j.GPUs,
+		Home: home, SubmittedAt: j.SubmittedAt,
 		EmbodiedGCO2PerGPUHour: w.cfg.EmbodiedGCO2PerGPUHour,
 		FunctionalUnit:         j.FunctionalUnit,
 		FunctionalUnits:        res.units,
 		EnergySource:           res.gpu.Source, CPUEnergySource: res.cpu.Source,
 		GPUModel: res.gpu.Model, GPUUtilizationPct: res.gpu.UtilizationPct, GPUMemoryUsedMiB: res.gpu.MemoryUsedMiB,
 		GPUUtilizationSamples: res.gpu.UtilizationSamples,
+		EnergyMeter:           res.meter,
 	})
 }
 

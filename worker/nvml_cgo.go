@@ -16,6 +16,17 @@ func openNVML(o MeterOptions) (EnergyMeter, error) {
 	return newNVMLMeter(nvml.New(), o)
 }
 
+// NewNVMLMeter returns a meter on lib, an NVML library (nvml.New(), or
+// go-nvml's mock in tests). It fails when the library does not load or
+// finds no GPU.
+func NewNVMLMeter(lib nvml.Interface, o MeterOptions) (EnergyMeter, error) {
+	m, err := newNVMLMeter(lib, o)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // nvmlMeter meters GPUs through NVML. Code is written against
 // nvml.Interface so tests run on go-nvml's mock.
 type nvmlMeter struct {

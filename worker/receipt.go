@@ -10,12 +10,9 @@ import (
 )
 
 // DefaultEmbodiedGCO2PerGPUHour is SCI's M per GPU-hour when none is
-// configured: 11.2 tCO2e of embodied emissions (GPUs and their share of
-// servers, 6-year life) over the 1,082,990 A100 GPU-hours of BLOOM's
-// training, from Luccioni, Viguier & Ligozat, "Estimating the Carbon
-// Footprint of BLOOM, a 176B Parameter Language Model" (JMLR 2023,
-// arXiv:2211.02001), i.e. about 10.3 gCO2e per GPU-hour.
-const DefaultEmbodiedGCO2PerGPUHour = 11.2e6 / 1082990
+// configured (greenq.DefaultEmbodiedGCO2PerGPUHour, about 10.3 gCO2e per
+// GPU-hour; see there for the source).
+const DefaultEmbodiedGCO2PerGPUHour = greenq.DefaultEmbodiedGCO2PerGPUHour
 
 // SegmentEnergy is one real run interval of a job and the energy it used.
 type SegmentEnergy struct {
@@ -38,25 +35,42 @@ type ReceiptInput struct {
 	// Segments are the job's real run intervals, in order.
 	Segments []SegmentEnergy
 	// Series holds the stored carbon series by region: the regions the
-	// segments ran in and the baseline region. A missing region is
+	// segments ran in and the home region. A missing region is
 	// unavailable.
 	Series map[string]forecast.Series
-	// PUE by region; a missing or non-positive value is 1.
+	// Regions are the facts of the regions by name, from the server's
+	// configuration (queue.Store.SharedRegions): PUE, prices and the
+	// embodied factor. Where a region is listed they win over PUE and
+	// EmbodiedGCO2PerGPUHour.
+	Regions map[string]greenq.Region
+	// PUE by region, for regions Regions does not list; a missing or
+	// non-positive value is 1.
 	PUE map[string]float64
-	// Plan is the job's plan (nil when it has none): its baseline is the
-	// run-now comparison, and its expected figures the fallback intensity.
+	// Plan is the job's plan (nil when it has none): its baseline names the
+	// home region and submit time where Home and SubmittedAt are unset, and
+	// its expected figures are the fallback intensity and price.
 	Plan *greenq.Plan
-	// GPUs is the job's GPU count, for embodied emissions.
+	// Home is the job's home region, where the baseline runs; default the
+	// plan's baseline region.
+	Home string
+	// SubmittedAt is when the job was submitted, when the baseline starts;
+	// default the plan's baseline start.
+	SubmittedAt time.Time
+	// GPUs is the job's GPU count, for GPU-hours, cost and embodied
+	// emissions.
 	GPUs int
-	// EmbodiedGCO2PerGPUHour is SCI's M per GPU-hour.
+	// EmbodiedGCO2PerGPUHour is SCI's M per GPU-hour, for regions Regions
+	// does not list or that set none.
 	EmbodiedGCO2PerGPUHour float64
 	// FunctionalUnit names SCI's R; "" means "job".
 	FunctionalUnit string
 	// FunctionalUnits is how many units of R the job produced; ≤ 0 means 1.
 	FunctionalUnits float64
 	// EnergySource and CPUEnergySource label the measurements.
-	EnergySource      string
-	CPUEnergySource   string
+	EnergySource    string
+	CPUEnergySource string
+	// EnergyMeter says where the energy was measured (MeterWorker, …).
+	EnergyMeter       string
 	GPUModel          string
 	GPUUtilizationPct float64
 	GPUMemoryUsedMiB  float64
@@ -65,10 +79,53 @@ type ReceiptInput struct {
 }
 
 func (in ReceiptInput) pue(region string) float64 {
+	if r, ok := in.Regions[region]; ok && r.PUE > 0 {
+		return r.PUE
+	}
 	if p := in.PUE[region]; p > 0 {
 		return p
 	}
 	return 1
+}
+
+// embodied is region's embodied emissions per GPU-hour.
+func (in ReceiptInput) embodied(region string) float64 {
+	if r, ok := in.Regions[region]; ok {
+		return r.Embodied(in.EmbodiedGCO2PerGPUHour)
+	}
+	return max(in.EmbodiedGCO2PerGPUHour, 0)
+}
+
+// cost is what gpus GPUs cost over [from, to) in region: its price
+// schedule where the region's facts are known, else the price per
+// GPU-hour the plan expected.
+func (in ReceiptInput) cost(region string, gpus int, from, to time.Time) float64 {
+	if r, ok := in.Regions[region]; ok {
+		return r.CostUSD(gpus, from, to)
+	}
+	p := in.Plan
+	if p == nil || gpus <= 0 || !to.After(from) {
+		return 0
+	}
+	planned := float64(gpus) * p.End.Sub(p.Start).Hours()
+	if planned <= 0 {
+		return 0
+	}
+	return p.ExpectedCostUSD / planned * float64(gpus) * to.Sub(from).Hours()
+}
+
+// home returns the baseline's region and start.
+func (in ReceiptInput) home() (string, time.Time) {
+	region, start := in.Home, in.SubmittedAt
+	if p := in.Plan; p != nil {
+		if region == "" {
+			region = p.Baseline.Region
+		}
+		if start.IsZero() {
+			start = p.Baseline.Start
+		}
+	}
+	return region, start
 }
 
 // planIntensity is the intensity the plan expected, derived from its
@@ -134,6 +191,15 @@ func seriesIntensity(s forecast.Series, from, to time.Time) (float64, string, bo
 //	SavedGCO2 = BaselineGCO2 − GCO2
 //	SCI       = (GCO2 + EmbodiedGCO2) / R
 //
+// and, up to rounding, SavedGCO2 = SavedByWaitingGCO2 + SavedByMovingGCO2
+// and CostUSD = GPUHours × PriceUSDPerGPUHour.
+//
+// The baseline is the same energy run in the home region from submit, for
+// as long as the job ran. Waiting saved what the regions the job ran in
+// would have emitted had each segment run at submit (the segments back to
+// back from then), less what the job emitted; moving saved the rest, the
+// baseline against that.
+//
 // Average and marginal signals are never mixed: a segment whose series has
 // another signal than the first segment's falls back to the plan's
 // expected intensity, as does one the series does not cover.
@@ -141,6 +207,7 @@ func ComputeReceipt(in ReceiptInput) greenq.Receipt {
 	r := greenq.Receipt{
 		EnergySource:          in.EnergySource,
 		CPUEnergySource:       in.CPUEnergySource,
+		EnergyMeter:           in.EnergyMeter,
 		GPUModel:              in.GPUModel,
 		GPUUtilizationPct:     in.GPUUtilizationPct,
 		GPUMemoryUsedMiB:      in.GPUMemoryUsedMiB,
@@ -150,39 +217,45 @@ func ComputeReceipt(in ReceiptInput) greenq.Receipt {
 	if r.FunctionalUnit == "" {
 		r.FunctionalUnit = "job"
 	}
+	if in.FunctionalUnits > 0 {
+		r.FunctionalUnits = in.FunctionalUnits
+	}
 	var signal forecast.Signal
 	if len(in.Segments) > 0 {
 		if s, ok := in.Series[in.Segments[0].Region]; ok {
 			signal = s.Signal
 		}
 	}
+	// intensity is region's over [from, to) on the receipt's signal.
+	intensity := func(region string, from, to time.Time) (float64, string, bool) {
+		if s, has := in.Series[region]; has && (signal == "" || s.Signal == signal) {
+			return seriesIntensity(s, from, to)
+		}
+		return 0, "", false
+	}
+	homeRegion, submitted := in.home()
 	var (
 		dur               time.Duration
 		facility, emitted float64 // Σ E×PUE, Σ E×PUE×I
+		atSubmit          float64 // Σ E×PUE×I had each segment run from submit
 		timeI             float64 // Σ I×t, for a run with no energy
+		embodied, cost    float64
 		srcs              labels
 		distinct          []float64 // intensities used, to avoid rounding when there is one
 	)
+	gpus := max(in.GPUs, 0)
 	for _, seg := range in.Segments {
 		d := seg.End.Sub(seg.Start)
 		if d < 0 {
 			d = 0
 		}
-		dur += d
 		e := seg.KWh()
 		r.GPUEnergyKWh += seg.GPUKWh
 		r.CPUEnergyKWh += seg.CPUKWh
 		r.RAMEnergyKWh += seg.RAMKWh
 		r.EnergyKWh += e
 		pue := in.pue(seg.Region)
-		var (
-			i   float64
-			src string
-			ok  bool
-		)
-		if s, has := in.Series[seg.Region]; has && (signal == "" || s.Signal == signal) {
-			i, src, ok = seriesIntensity(s, seg.Start, seg.End)
-		}
+		i, src, ok := intensity(seg.Region, seg.Start, seg.End)
 		if !ok && in.Plan != nil {
 			i, ok = planIntensity(in.Plan.ExpectedGCO2, in.Plan.ExpectedKWh, in.pue(in.Plan.Region))
 			src = "plan:forecast"
@@ -194,9 +267,20 @@ func ComputeReceipt(in ReceiptInput) greenq.Receipt {
 		if !slices.Contains(distinct, i) {
 			distinct = append(distinct, i)
 		}
+		// The same segment in the same region, moved to submit time (after
+		// the segments before it); where the series cannot say, as it ran.
+		ws := submitted.Add(dur)
+		wi, _, wok := intensity(seg.Region, ws, ws.Add(d))
+		if submitted.IsZero() || !wok {
+			wi = i
+		}
+		dur += d
 		facility += e * pue
 		emitted += e * pue * i
+		atSubmit += e * pue * wi
 		timeI += i * d.Seconds()
+		embodied += in.embodied(seg.Region) * float64(gpus) * d.Hours()
+		cost += in.cost(seg.Region, gpus, seg.Start, seg.Start.Add(d))
 	}
 	r.DurationS = dur.Seconds()
 	r.Signal = string(signal)
@@ -219,31 +303,34 @@ func ComputeReceipt(in ReceiptInput) greenq.Receipt {
 	}
 	r.GCO2 = r.EnergyKWh * r.PUE * r.IntensityGCO2PerKWh
 
-	// The run-now baseline: the same energy in the baseline region,
-	// starting when the job was submitted, for as long as the job ran.
+	// The run-now baseline: the same energy in the home region, starting
+	// when the job was submitted, for as long as the job ran.
 	r.BaselineGCO2 = r.GCO2
-	if p := in.Plan; p != nil && p.Baseline.Region != "" {
-		bpue := in.pue(p.Baseline.Region)
-		var (
-			bi float64
-			ok bool
-		)
-		if s, has := in.Series[p.Baseline.Region]; has && (signal == "" || s.Signal == signal) {
-			bi, _, ok = seriesIntensity(s, p.Baseline.Start, p.Baseline.Start.Add(dur))
+	if homeRegion != "" {
+		bpue := in.pue(homeRegion)
+		bi, _, ok := intensity(homeRegion, submitted, submitted.Add(dur))
+		if submitted.IsZero() {
+			ok = false
 		}
-		if !ok {
-			bi, ok = planIntensity(p.Baseline.ExpectedGCO2, p.ExpectedKWh, bpue)
+		if !ok && in.Plan != nil && in.Plan.Baseline.Region == homeRegion {
+			bi, ok = planIntensity(in.Plan.Baseline.ExpectedGCO2, in.Plan.ExpectedKWh, bpue)
 		}
 		if ok {
-			r.BaselineRegion = p.Baseline.Region
+			r.BaselineRegion = homeRegion
 			r.BaselineIntensityGCO2PerKWh = bi
 			r.BaselineGCO2 = r.EnergyKWh * bpue * bi
+			r.SavedByWaitingGCO2 = atSubmit - r.GCO2
+			r.SavedByMovingGCO2 = r.BaselineGCO2 - atSubmit
 		}
 	}
 	r.SavedGCO2 = r.BaselineGCO2 - r.GCO2
 
-	gpuHours := float64(in.GPUs) * dur.Hours()
-	r.EmbodiedGCO2 = in.EmbodiedGCO2PerGPUHour * gpuHours
+	r.GPUHours = float64(gpus) * dur.Hours()
+	r.CostUSD = cost
+	if r.GPUHours > 0 {
+		r.PriceUSDPerGPUHour = cost / r.GPUHours
+	}
+	r.EmbodiedGCO2 = embodied
 	units := in.FunctionalUnits
 	if units <= 0 {
 		units = 1

@@ -56,7 +56,10 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	if err != nil {
 		return w.notRun(err)
 	}
-	rd, err := w.prepare(ctx, j, gpus)
+	// An executor that picks GPUs itself (Slurm) runs the job on another
+	// machine: the worker's meters cannot see it there.
+	remote := executor.Allocates(ex)
+	rd, err := w.prepare(ctx, j, gpus, remote, ownSecrets(ex))
 	if err != nil {
 		return w.notRun(err)
 	}
@@ -74,13 +77,21 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	if j.PowerW > 0 {
 		fallbackW = j.PowerW
 	}
-	gm := w.meter.Start(gpus, fallbackW)
-	cm := w.cpu.Start()
+	var mt *Metering
+	res.meter = MeterWorker
+	if remote {
+		// Without a reading from where it ran (Exit.Energy), the job's
+		// GPUs are estimated: the worker has none of them.
+		mt = StartMetering(&EstimateMeter{Now: w.clock.now}, w.cpu, make([]int, max(j.GPUs, 0)), fallbackW)
+		res.meter = MeterNone
+	} else {
+		mt = StartMetering(w.meter, w.cpu, gpus, fallbackW)
+	}
 	res.start = w.clock.now()
 	proc, err := ex.Start(ctx, rd.spec)
 	if err != nil {
 		res.end = w.clock.now()
-		res.gpu, res.cpu = gm.Stop(), cm.Stop(0)
+		res.gpu, res.cpu = mt.Stop(0)
 		res.exitCode = 127
 		res.startErr = err
 		fmt.Fprintf(sink, "greenq: %v\n", err)
@@ -93,8 +104,20 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	res.end = w.clock.now()
 	res.outputs = w.saveFiles(ctx, j, rd, sink)
 	res.exitCode = exit.Code
-	res.gpu, res.cpu = gm.Stop(), cm.Stop(exit.CPU)
-	if exit.Err != nil && res.reason == stopNone {
+	res.gpu, res.cpu = mt.Stop(exit.CPU)
+	if e := exit.Energy; e != nil {
+		res.gpu, res.cpu = readingParts(*e)
+		res.meter = e.Meter
+	}
+	switch {
+	case exit.Err == nil || res.reason != stopNone:
+	case errors.Is(exit.Err, executor.ErrLost):
+		// Not the job's doing: it is planned again, as a paused job is
+		// (an interruptible one resumes from its checkpoint).
+		res.reason = stopPause
+		w.log.Warn("job's run was lost with its node; planning it again", "job", j.ID, "err", exit.Err)
+		fmt.Fprintf(sink, "greenq: %v; the job is planned again\n", exit.Err)
+	default:
 		res.startErr = exit.Err
 	}
 	return res
@@ -122,7 +145,7 @@ func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Pro
 	}
 	deadline := timer(j.Deadline)
 	var warn <-chan time.Time
-	if j.WarnSignal != "" && !j.Deadline.IsZero() {
+	if j.WarnSignal != "" && !j.Deadline.IsZero() && !executor.DeliversWarning(proc) {
 		warn = timer(j.Deadline.Add(-time.Duration(j.WarnBeforeS) * time.Second))
 	}
 	var segEnd <-chan time.Time
@@ -148,7 +171,7 @@ func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Pro
 			notice = ControlPause
 		}
 		_ = os.WriteFile(rd.controlFile, []byte(notice+"\n"), 0o644)
-		if err := proc.Signal(syscall.SIGTERM); err != nil {
+		if err := term(proc, reason == stopPause); err != nil {
 			w.log.Warn("signal job", "job", j.ID, "signal", "TERM", "err", err)
 		}
 		kill = timer(w.clock.now().Add(grace))
@@ -232,10 +255,16 @@ func (rd *runDirs) cleanup() {
 // prepare resolves the job's secrets and makes its directories: a private
 // one for greenq's files, the workdir (the job's own, or a fresh one), the
 // output directory and, for an interruptible job, its checkpoint directory.
-func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int) (*runDirs, error) {
-	secrets, err := w.secrets.resolve(j.Secrets)
-	if err != nil {
-		return nil, err
+// For an executor that allocates GPUs itself (remote), CUDA_VISIBLE_DEVICES
+// is left to its scheduler. For an executor with its own secret store
+// (secretsByName) the secrets are passed by name, not resolved here.
+func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int, remote, secretsByName bool) (*runDirs, error) {
+	var secrets map[string]string
+	if !secretsByName {
+		var err error
+		if secrets, err = w.secrets.resolve(j.Secrets); err != nil {
+			return nil, err
+		}
 	}
 	rd := &runDirs{}
 	ok := false
@@ -244,13 +273,30 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int) (*runDi
 			rd.cleanup()
 		}
 	}()
-	private, err := os.MkdirTemp("", "greenq-run-")
+	if err := os.MkdirAll(w.cfg.RunRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("create run root: %w", err)
+	}
+	private, err := os.MkdirTemp(w.cfg.RunRoot, "greenq-run-")
 	if err != nil {
 		return nil, fmt.Errorf("create run dir: %w", err)
 	}
 	rd.remove = append(rd.remove, private)
 	rd.unitsFile = filepath.Join(private, "functional-units")
-	rd.controlFile = filepath.Join(private, "control")
+	// The control file is the worker's, in a directory the job may read
+	// but not change: a job that could replace it (with a link) would have
+	// a root worker write where it points.
+	ctl, err := os.MkdirTemp(w.cfg.RunRoot, "greenq-ctl-")
+	if err != nil {
+		return nil, fmt.Errorf("create control dir: %w", err)
+	}
+	rd.remove = append(rd.remove, ctl)
+	rd.controlFile = filepath.Join(ctl, "control")
+	if err := os.Chmod(ctl, 0o755); err != nil {
+		return nil, fmt.Errorf("create control dir: %w", err)
+	}
+	if err := os.WriteFile(rd.controlFile, nil, 0o644); err != nil {
+		return nil, fmt.Errorf("create control file: %w", err)
+	}
 	own := []string{private}
 
 	dir := j.Workdir
@@ -282,7 +328,10 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int) (*runDi
 		// NVML numbers GPUs in PCI bus order; make CUDA agree.
 		"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
 	}
-	mounts := []executor.Mount{{Path: private}, {Path: out}}
+	if remote {
+		delete(vars, "CUDA_VISIBLE_DEVICES") // the scheduler's, where the job runs
+	}
+	mounts := []executor.Mount{{Path: private}, {Path: ctl, ReadOnly: true}, {Path: out}}
 	if j.Interruptible {
 		cp := w.checkpoints.Dir(j.ID, filepath.Join(private, "checkpoint"))
 		if err := w.checkpoints.Pull(ctx, j.ID, cp); err != nil {
@@ -300,7 +349,14 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int) (*runDi
 		return nil, err
 	}
 	rd.spec = executor.Spec{JobID: j.ID, Argv: j.Command, Env: w.jobEnv(j, secrets, vars), Dir: dir,
-		GPUs: gpus, Image: j.Image, Mounts: mounts, User: w.runAs.user()}
+		GPUs: gpus, Image: j.Image, Mounts: mounts, User: w.runAs.user(),
+		GPUCount: max(j.GPUs, 0), Deadline: j.Deadline, Estimate: j.Duration(), Grace: j.Grace(w.cfg.Grace)}
+	if secretsByName {
+		rd.spec.Secrets = j.Secrets
+	}
+	if sig, ok := warnSignals[j.WarnSignal]; ok && !j.Deadline.IsZero() {
+		rd.spec.Warn = executor.Warning{Signal: sig, Before: time.Duration(j.WarnBeforeS) * time.Second}
+	}
 	ok = true
 	return rd, nil
 }
@@ -308,4 +364,20 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int) (*runDi
 func dirExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.IsDir()
+}
+
+// ownSecrets reports whether ex takes secrets from its own store
+// (executor.ResolvesSecrets).
+func ownSecrets(ex executor.Executor) bool {
+	r, ok := ex.(executor.ResolvesSecrets)
+	return ok && r.ResolvesSecrets()
+}
+
+// term sends the SIGTERM of a stop; for a pause, a Process that pauses
+// its own way (executor.Pauser) does so instead.
+func term(proc executor.Process, pause bool) error {
+	if p, ok := proc.(executor.Pauser); ok && pause {
+		return p.Pause()
+	}
+	return proc.Signal(syscall.SIGTERM)
 }

@@ -32,8 +32,12 @@ type Worker struct {
 	clock   *skewClock
 	base    []string // a job's environment before its own variables (env.go)
 	secrets secretStore
+	// enq moves a task this worker has too few GPUs for to its size
+	// queue (handBack); nil when the handler is driven without Run.
+	enq queue.Enqueuer
 
 	checkpoints, outputs *jobfiles.Location
+	facts                factsCache // the server's region facts, for receipts (facts.go)
 
 	mu      sync.Mutex
 	running map[string]*runningJob
@@ -120,9 +124,11 @@ func (w *Worker) Close() error {
 	return errors.Join(w.meter.Close(), w.checkpoints.Close(), w.outputs.Close())
 }
 
-// Run serves the region's queue until ctx ends, then stops gracefully:
-// it takes no new job, pauses interruptible jobs (SIGTERM, Grace, SIGKILL;
-// reported as planned so they are planned again), lets the others finish
+// Run serves the region's queues for the job sizes it can run
+// (queue.WorkerQueues: 1…GPUs, the largest first) until ctx ends, then
+// stops gracefully: it takes no new job, pauses interruptible jobs
+// (SIGTERM, Grace, SIGKILL; reported as planned so they are planned
+// again), lets the others finish
 // within Grace, and kills what is still running after that; asynq gives
 // those tasks back to the queue and another worker runs them again.
 func (w *Worker) Run(ctx context.Context) error {
@@ -135,10 +141,21 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := protectProcess(); err != nil {
 		w.log.Warn("jobs running as the worker's user could read its environment", "err", err)
 	}
+	w.regionFacts(ctx) // says at start where this worker's config disagrees with the server's
 	w.sweepCheckpoints(ctx)
+	enq := asynq.NewClient(w.redis)
+	defer enq.Close()
+	w.enq = enq
+	queues := queue.WorkerQueues(w.cfg.Region, w.cfg.GPUs)
 	srv := asynq.NewServer(w.redis, asynq.Config{
 		Concurrency: w.cfg.Concurrency,
-		Queues:      map[string]int{queue.RegionQueue(w.cfg.Region): 1},
+		// A job is only on the queue of its size, and this worker serves
+		// only the sizes it can run. Strict priority, the largest first:
+		// small jobs can run on any worker of the region, large ones only
+		// here and on larger workers, so a stream of small jobs must not
+		// keep them waiting (the GPU pool is first come, first served too).
+		Queues:         queues,
+		StrictPriority: true,
 		// Released jobs should start within a fraction of a second.
 		TaskCheckInterval: 200 * time.Millisecond,
 		ShutdownTimeout:   w.cfg.Grace + finishMargin,
@@ -153,7 +170,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := srv.Start(asynq.HandlerFunc(w.ProcessTask)); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
-	w.log.Info("worker started", "queue", queue.RegionQueue(w.cfg.Region), "gpus", w.cfg.GPUs,
+	w.log.Info("worker started", "queues", len(queues), "queue", queue.RegionQueue(w.cfg.Region), "gpus", w.cfg.GPUs,
 		"concurrency", w.cfg.Concurrency, "gpu_model", w.meter.Model())
 
 	// Heartbeats and cancels go on while running jobs drain.
@@ -199,6 +216,7 @@ func (w *Worker) heartbeat(ctx context.Context) {
 	_ = w.syncClock(ctx, false)
 	info := queue.WorkerInfo{ID: w.cfg.ID, Region: w.cfg.Region, GPUs: w.cfg.GPUs,
 		Busy: w.pool.busy(), GPUModel: w.meter.Model(), SeenAt: w.clock.now()}
+	w.clusterCapacity(ctx, &info)
 	if err := w.store.Heartbeat(ctx, info, 3*w.cfg.HeartbeatInterval); err != nil && ctx.Err() == nil {
 		w.log.Warn("heartbeat", "err", err)
 	}

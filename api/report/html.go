@@ -62,7 +62,7 @@ func renderHTML(w io.Writer, r Report) error {
 	p("<header><h1>greenq carbon report</h1><p class=\"sel\">%s</p></header>\n", esc(selectionText(r)))
 
 	p("<section class=\"totals\" id=\"totals\"><h2>Totals</h2>\n<table><thead><tr><th>Figure</th><th class=\"num\">Value</th><th>How obtained</th></tr></thead><tbody>\n")
-	for _, x := range totalsRows(r.Totals) {
+	for _, x := range reportRows(r) {
 		attr := ""
 		if x.Raw != 0 || isNumericKey(x.Key) {
 			attr = fmt.Sprintf(" data-value=\"%s\"", num(x.Raw))
@@ -366,11 +366,14 @@ func energyByJob(r Report) string {
 	}
 	top = axisTop(top)
 	label := axisLabel(top, energyUnits)
-	left := float64(padL)
+	// Bars are labelled with the jobs' names, which need more room than
+	// the other plots' axes.
+	left := float64(barLabelW)
 	width := float64(plotW-padR-30) - left
+	names := barNames(lines)
 	for i, l := range lines {
 		y := float64(padT + 20 + i*rowH)
-		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`, left-6, y+12, esc(l.ID))
+		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="end"><title>%s</title>%s</text>`, left-6, y+12, esc(l.Name+" "+l.ID), esc(names[i]))
 		x := left
 		for _, part := range []struct {
 			v        float64
@@ -406,6 +409,38 @@ func energyByJob(r Report) string {
 	}
 	b.WriteString("</svg>")
 	return b.String()
+}
+
+// barLabelW is the room the energy-by-job plot keeps for job names.
+const barLabelW = 150
+
+// barNames labels each bar with its job's name (its id when it has none),
+// shortened to fit barLabelW, with the id's end where names repeat, so
+// that trials of a sweep stay apart.
+func barNames(lines []JobLine) []string {
+	const maxRunes = 22
+	count := map[string]int{}
+	for _, l := range lines {
+		count[l.Name]++
+	}
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		name := l.Name
+		if name == "" {
+			name = l.ID
+		}
+		suffix := ""
+		if l.Name != "" && count[l.Name] > 1 {
+			id := []rune(l.ID)
+			suffix = " …" + string(id[max(0, len(id)-4):])
+		}
+		r := []rune(name)
+		if room := maxRunes - len([]rune(suffix)); len(r) > room {
+			r = append(r[:room-1], '…')
+		}
+		out[i] = string(r) + suffix
+	}
+	return out
 }
 
 func cmpFloat(a, b float64) int {

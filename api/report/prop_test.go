@@ -36,6 +36,8 @@ func genJob(t *rapid.T, i int) *greenq.Job {
 	if !rapid.Bool().Draw(t, "receipt") {
 		return j
 	}
+	// A receipt is on a finished job.
+	j.State = rapid.SampledFrom([]greenq.State{greenq.StateSucceeded, greenq.StateFailed, greenq.StateCancelled}).Draw(t, "finalState")
 	gpu := rapid.Float64Range(0, 50).Draw(t, "gpu")
 	cpu := rapid.Float64Range(0, 5).Draw(t, "cpu")
 	ram := rapid.Float64Range(0, 1).Draw(t, "ram")
@@ -44,7 +46,12 @@ func genJob(t *rapid.T, i int) *greenq.Job {
 	e := gpu + cpu + ram
 	g := e * pue * in
 	bg := e * pue * rapid.Float64Range(0, 800).Draw(t, "baselineIntensity")
+	atSubmit := e * pue * rapid.Float64Range(0, 800).Draw(t, "atSubmitIntensity")
+	price := rapid.Float64Range(0, 5).Draw(t, "price")
+	gh := float64(j.GPUs) * d.Hours()
 	j.Receipt = &greenq.Receipt{
+		SavedByWaitingGCO2: atSubmit - g, SavedByMovingGCO2: bg - atSubmit,
+		GPUHours: gh, PriceUSDPerGPUHour: price, CostUSD: gh * price,
 		EnergyKWh: e, GPUEnergyKWh: gpu, CPUEnergyKWh: cpu, RAMEnergyKWh: ram,
 		EnergySource: rapid.SampledFrom([]string{"nvml", "estimate", ""}).Draw(t, "src"), PUE: pue,
 		IntensityGCO2PerKWh: in, IntensitySource: "file:actual",
@@ -64,11 +71,15 @@ func TestBuildProperties(t *testing.T) {
 			jobs[i] = genJob(t, i)
 		}
 		r := Build(jobs, Options{})
-		var receipts int
-		var kwh float64
+		var receipts, finished int
+		var kwh, cost float64
 		gco2 := map[string]float64{}
 		for _, j := range jobs {
+			if j.State.Final() {
+				finished++
+			}
 			if j.Receipt != nil {
+				cost += j.Receipt.CostUSD
 				receipts++
 				kwh += j.Receipt.EnergyKWh
 				sg := j.Receipt.Signal
@@ -78,14 +89,17 @@ func TestBuildProperties(t *testing.T) {
 				gco2[sg] += j.Receipt.GCO2
 			}
 		}
-		require.Equal(t, n, r.Totals.Jobs)
+		require.Equal(t, finished, r.Totals.Jobs, "finished jobs only")
+		require.Equal(t, n-finished, r.NotFinished.Jobs)
 		require.Equal(t, receipts, r.Totals.Receipts)
+		require.InDelta(t, cost, r.Totals.CostUSD.Value, 1e-6, "cost sums the receipts")
 		require.InDelta(t, kwh, r.Totals.EnergyKWh.Value, 1e-6)
 		require.InDelta(t, kwh, r.Totals.MeasuredKWh+r.Totals.EstimatedKWh, 1e-6)
 		require.Len(t, r.Totals.Emissions, len(gco2))
 		for _, e := range r.Totals.Emissions {
 			require.InDelta(t, gco2[e.Signal], e.GCO2.Value, 1e-6)
 			require.InDelta(t, e.BaselineGCO2.Value-e.GCO2.Value, e.SavedGCO2.Value, 1e-6)
+			require.InDelta(t, e.SavedGCO2.Value, e.SavedByWaitingGCO2.Value+e.SavedByMovingGCO2.Value, 1e-6)
 		}
 		var regionKWh float64
 		for _, g := range r.ByRegion {
@@ -102,8 +116,22 @@ func TestBuildProperties(t *testing.T) {
 			if f == "csv" {
 				recs, err := csv.NewReader(&buf).ReadAll()
 				require.NoError(t, err)
-				require.Len(t, recs, 1+n+len(gco2), "header, jobs, a TOTAL per signal")
+				require.Len(t, recs, 1+finished, "header and a row per finished job, no totals")
+			}
+			if f == "codecarbon" {
+				recs, err := csv.NewReader(&buf).ReadAll()
+				require.NoError(t, err)
+				require.Len(t, recs, 1+receipts, "header and a row per job with a receipt")
 			}
 		}
+		var buf bytes.Buffer
+		require.NoError(t, RenderTotals(&buf, r))
+		recs, err := csv.NewReader(&buf).ReadAll()
+		require.NoError(t, err)
+		notFinished := 0
+		if n > finished {
+			notFinished = 1
+		}
+		require.Len(t, recs, 1+len(gco2)+notFinished, "header, a row per signal, the jobs not finished")
 	})
 }

@@ -14,11 +14,14 @@ import (
 //
 //   - table: aligned plain text for a terminal;
 //   - json: the Report as JSON, full precision;
-//   - csv: one row per job and a TOTAL row per carbon signal (CSVHeader);
+//   - csv: one row per job (CSVHeader); the totals, a row per carbon
+//     signal, are a separate CSV (RenderTotals, CSVTotalsHeader);
+//   - codecarbon: one row per job with a receipt in CodeCarbon's
+//     emissions.csv columns (CodeCarbonHeader), for its dashboards;
 //   - markdown: the table format's sections as Markdown;
 //   - html: one self-contained page, inline CSS and SVG plots, no scripts;
 //   - statement: a citable paragraph and table for a paper.
-var Formats = []string{"table", "json", "csv", "markdown", "html", "statement"}
+var Formats = []string{"table", "json", "csv", "markdown", "html", "statement", "codecarbon"}
 
 // Render writes r in format (one of Formats; "" means table). An unknown
 // format is an invalid-argument error naming the "format" field.
@@ -39,6 +42,8 @@ func Render(w io.Writer, r Report, format string) error {
 		err = renderHTML(w, r)
 	case "statement":
 		err = renderStatement(w, r)
+	case "codecarbon":
+		err = renderCodeCarbon(w, r)
 	default:
 		return greenq.Invalid("format", "want one of %s, got %q", strings.Join(Formats, ", "), format)
 	}
@@ -53,7 +58,7 @@ func ContentType(format string) string {
 	switch format {
 	case "json":
 		return "application/json"
-	case "csv":
+	case "csv", "codecarbon":
 		return "text/csv; charset=utf-8"
 	case "markdown", "md":
 		return "text/markdown; charset=utf-8"
@@ -98,14 +103,20 @@ func totalsRows(s Summary) []row {
 			row{Key: "intensity." + sg, Label: "Grid intensity (" + sg + ")", Value: fig(e.Intensity), How: "facility-energy-weighted mean; " + how(e.Intensity), Raw: e.Intensity.Value},
 			row{Key: "gco2." + sg, Label: "Emissions, location-based (" + sg + ")", Value: fig(e.GCO2), How: fmt.Sprintf("%s; energy %s × intensity from %s", plural(e.Jobs, "job"), e.GCO2.Basis, strings.Join(e.GCO2.Sources, ", ")), Raw: e.GCO2.Value},
 			row{Key: "baseline_gco2." + sg, Label: "Run-now counterfactual (" + sg + ")", Value: fig(e.BaselineGCO2), How: how(e.BaselineGCO2), Raw: e.BaselineGCO2.Value},
-			row{Key: "saved_gco2." + sg, Label: "Saved by deferral (" + sg + ")", Value: fig(e.SavedGCO2), How: fmt.Sprintf("%s of the counterfactual; %s", pct(e.SavedShare), how(e.SavedGCO2)), Raw: e.SavedGCO2.Value},
+			row{Key: "saved_gco2." + sg, Label: "Saved (" + sg + ")", Value: fig(e.SavedGCO2), How: fmt.Sprintf("%s of the counterfactual; %s", pct(e.SavedShare), how(e.SavedGCO2)), Raw: e.SavedGCO2.Value},
+			row{Key: "saved_by_waiting_gco2." + sg, Label: "  by waiting (" + sg + ")", Value: fig(e.SavedByWaitingGCO2), How: fmt.Sprintf("%s of the counterfactual; %s", pct(e.WaitingShare), how(e.SavedByWaitingGCO2)), Raw: e.SavedByWaitingGCO2.Value},
+			row{Key: "saved_by_moving_gco2." + sg, Label: "  by moving (" + sg + ")", Value: fig(e.SavedByMovingGCO2), How: fmt.Sprintf("%s of the counterfactual; %s", pct(e.MovingShare), how(e.SavedByMovingGCO2)), Raw: e.SavedByMovingGCO2.Value},
 		)
+		if e.UnsplitGCO2 != 0 {
+			rows = append(rows, row{Key: "unsplit_gco2." + sg, Label: "  not split (" + sg + ")", Value: approx(true, mass(e.UnsplitGCO2)), How: "receipts written before savings were split, of jobs run outside their home region", Raw: e.UnsplitGCO2})
+		}
 	}
 	d := s.Deferral
 	rows = append(rows,
 		row{Key: "embodied_gco2", Label: "Embodied emissions (not in the above)", Value: fig(s.EmbodiedGCO2), How: how(s.EmbodiedGCO2), Raw: s.EmbodiedGCO2.Value},
-		row{Key: "deferral_hours", Label: "Deferral", Value: fmt.Sprintf("%d of %s deferred, %s on average (max %s); %d moved region", d.DeferredJobs, plural(d.StartedJobs, "job"), dur(d.MeanDeferredHours), dur(d.MaxHours), d.MovedJobs), How: "measured (run start − submit)", Raw: d.TotalHours},
+		row{Key: "deferral_hours", Label: "Deferral", Value: fmt.Sprintf("%d of %s deferred, %s on average (max %s); %d ran outside their home region", d.DeferredJobs, plural(d.StartedJobs, "job"), dur(d.MeanDeferredHours), dur(d.MaxHours), d.MovedJobs), How: "measured (run start − submit)", Raw: d.TotalHours},
 		row{Key: "cost_usd", Label: "Cost", Value: fig(s.CostUSD), How: how(s.CostUSD), Raw: s.CostUSD.Value},
+		row{Key: "receipts_on_forecast", Label: "Receipts on forecast intensities", Value: fmt.Sprintf("%d of %d (%d restated from actuals)", s.ReceiptsOnForecast, s.Receipts, s.ReceiptsRestated), How: "receipts (provider:kind); restated when the provider's actuals arrive", Raw: float64(s.ReceiptsOnForecast)},
 		row{Key: "gpu_models", Label: "Hardware", Value: modelsText(s.GPUModels), How: "receipts (NVML device name)"},
 		row{Key: "regions", Label: "Regions", Value: listOrNone(s.Regions), How: "runs"},
 		row{Key: "intensity_sources", Label: "Intensity sources", Value: listOrNone(s.IntensitySources), How: "receipts (provider:kind)"},
@@ -115,6 +126,24 @@ func totalsRows(s Summary) []row {
 			Value: approx(true, sig(c.Mean)+" "+c.Unit), How: fmt.Sprintf("mean of %s (range %s–%s)", plural(c.Jobs, "job"), sig(c.Min), sig(c.Max)), Raw: c.Mean})
 	}
 	return rows
+}
+
+// reportRows are the totals' rows, then the jobs not finished yet.
+func reportRows(r Report) []row {
+	rows := totalsRows(r.Totals)
+	n := r.NotFinished
+	if n.Jobs == 0 {
+		return rows
+	}
+	held := ""
+	if n.Held > 0 {
+		held = fmt.Sprintf("; %d held by their price cap", n.Held)
+	}
+	return append(rows,
+		row{Key: "not_finished", Label: "Not finished yet (not above)", Value: fmt.Sprintf("%d (%s)", n.Jobs, statesText(n.JobsByState)), How: fmt.Sprintf("job records; %d with a plan%s", n.Planned, held), Raw: float64(n.Jobs)},
+		row{Key: "planned_cost_usd", Label: "  planned cost", Value: fig(n.ExpectedCostUSD), How: how(n.ExpectedCostUSD), Raw: n.ExpectedCostUSD.Value},
+		row{Key: "planned_gco2", Label: "  planned emissions", Value: fig(n.ExpectedGCO2), How: how(n.ExpectedGCO2), Raw: n.ExpectedGCO2.Value},
+	)
 }
 
 // sourcesText splits energy sources (part:source keys) into meters and
@@ -152,9 +181,20 @@ func statesText(m map[greenq.State]int) string {
 func modelsText(ms []Count) string {
 	var parts []string
 	for _, m := range ms {
-		parts = append(parts, fmt.Sprintf("%s (%s, %s GPU-h)", m.Name, plural(m.Jobs, "job"), sig(m.GPUHours)))
+		parts = append(parts, fmt.Sprintf("%s (%s, %s GPU-h)", modelName(m.Name), plural(m.Jobs, "job"), sig(m.GPUHours)))
 	}
 	return listOrNone(parts)
+}
+
+// unrecordedModel is how people read a GPU model no receipt recorded.
+const unrecordedModel = "GPUs of unrecorded model"
+
+// modelName is a GPU model as people read it.
+func modelName(name string) string {
+	if name == "" || name == "(none)" {
+		return unrecordedModel
+	}
+	return name
 }
 
 func listOrNone(xs []string) string {

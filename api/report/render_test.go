@@ -77,8 +77,8 @@ var humanChecks = []humanCheck{
 	{"Emissions, location-based (average)", "Emissions (average, location-based)", func(e expected) float64 { return e.gco2["average"] }, true},
 	{"Emissions, location-based (marginal)", "Emissions (marginal, location-based)", func(e expected) float64 { return e.gco2["marginal"] }, true},
 	{"Run-now counterfactual (average)", "Run-now counterfactual (average)", func(e expected) float64 { return e.baseline["average"] }, true},
-	{"Saved by deferral (average)", "Reduction (average)", func(e expected) float64 { return e.saved["average"] }, true},
-	{"Saved by deferral (marginal)", "Reduction (marginal)", func(e expected) float64 { return e.saved["marginal"] }, true},
+	{"Saved (average)", "Reduction (average)", func(e expected) float64 { return e.saved["average"] }, true},
+	{"Saved (marginal)", "Reduction (marginal)", func(e expected) float64 { return e.saved["marginal"] }, true},
 	{"Embodied emissions", "Embodied emissions", func(e expected) float64 { return e.embodied }, true},
 }
 
@@ -102,6 +102,19 @@ func TestHumanFormatsShowTheTotals(t *testing.T) {
 				requireRounded(t, format+" "+label, c.want(want), got)
 				require.Equal(t, c.approx, approx, "%s %s: estimates are marked ≈", format, label)
 			}
+			if format == "statement" {
+				require.Regexp(t, `deferring saved 7 %,\s+moving saved 71 %`, text)
+				require.NotContains(t, text, "(none)")
+				return
+			}
+			// The split of the saving, measured cost, and the job not
+			// finished apart with its planned cost.
+			for label, w := range map[string]float64{"by waiting (average)": want.waiting["average"], "by moving (average)": want.moving["average"]} {
+				got, _ := labelled(t, text, label)
+				requireRounded(t, format+" "+label, w, got)
+			}
+			require.Regexp(t, `Not finished yet \(not above\)\s*\|?\s*1 \(running 1\)`, text)
+			require.Contains(t, text, "$224")
 		})
 	}
 	t.Run("html", func(t *testing.T) {
@@ -147,6 +160,7 @@ func checkHTML(t *testing.T, page string, r Report, want expected) {
 		"gpu_hours": want.gpuHours, "energy_kwh": want.kwh, "facility_kwh": want.facility, "embodied_gco2": want.embodied,
 		"gco2.average": want.gco2["average"], "gco2.marginal": want.gco2["marginal"],
 		"saved_gco2.average": want.saved["average"], "baseline_gco2.marginal": want.baseline["marginal"],
+		"saved_by_waiting_gco2.average": want.waiting["average"], "saved_by_moving_gco2.average": want.moving["average"],
 	}
 	for key, w := range textChecks {
 		got, _, ok := parseQuantity(htmlUnescape(cells[key][1]))
@@ -159,7 +173,10 @@ func checkHTML(t *testing.T, page string, r Report, want expected) {
 		kinds = append(kinds, p[1])
 	}
 	require.Equal(t, []string{"emissions-over-time", "saved-vs-emitted", "emissions-over-time", "saved-vs-emitted", "energy-by-job"}, kinds)
-	// The energy-by-job bars carry each job's exact energy.
+	// The energy-by-job bars are labelled with the jobs' names, trials of a
+	// sweep told apart, and carry each job's exact energy.
+	require.Contains(t, page, ">bert-large</text>")
+	require.Regexp(t, `>bert-sweep …[0-9a-z]{3}</text>`, page)
 	bars := regexp.MustCompile(`data-job="([^"]+)" data-kwh="([^"]+)"`).FindAllStringSubmatch(page, -1)
 	require.Len(t, bars, r.Totals.Receipts)
 	for _, b := range bars {

@@ -54,8 +54,13 @@ type Report struct {
 	// with a receipt (zero when there are none).
 	Start time.Time `json:"start,omitzero"`
 	End   time.Time `json:"end,omitzero"`
-	// Totals covers every selected job.
+	// Totals covers every selected job that has finished (succeeded,
+	// failed, cancelled or expired); so do the breakdowns and Jobs.
 	Totals Summary `json:"totals"`
+	// NotFinished counts the selected jobs that have not finished yet and
+	// what their plans expect them to cost and emit; none of it is in
+	// Totals.
+	NotFinished NotFinished `json:"not_finished"`
 	// Breakdowns, each sorted by key. ByRegion, ByTenant and ByMonth add up
 	// to Totals ("(none)" collects jobs without a region or tenant). A job
 	// with several tags appears under each, so ByTag does not add up, and
@@ -72,15 +77,34 @@ type Report struct {
 	Notes []string `json:"notes"`
 }
 
-// Summary is the totals of a set of jobs. Energy, emissions, hours and cost
-// cover the jobs with a carbon receipt (Receipts of them).
+// NotFinished is the selected jobs not finished yet: pending, planned,
+// released or running (a paused job is planned again).
+type NotFinished struct {
+	Jobs        int                  `json:"jobs"`
+	JobsByState map[greenq.State]int `json:"jobs_by_state"`
+	// Planned counts those with a plan (a held plan, with no window under
+	// the job's price cap, expects nothing); ExpectedCostUSD and
+	// ExpectedGCO2 sum what the plans expect (basis planned).
+	Planned         int    `json:"planned"`
+	Held            int    `json:"held"`
+	ExpectedCostUSD Figure `json:"expected_cost_usd"`
+	ExpectedGCO2    Figure `json:"expected_gco2"`
+}
+
+// Summary is the totals of a set of finished jobs. Energy, emissions,
+// hours and cost cover the jobs with a carbon receipt (Receipts of them).
 type Summary struct {
 	// Key names the group in a breakdown ("" for the totals).
 	Key         string               `json:"key,omitempty"`
 	Jobs        int                  `json:"jobs"`
 	JobsByState map[greenq.State]int `json:"jobs_by_state"`
 	Receipts    int                  `json:"receipts"`
-	GPUHours    Figure               `json:"gpu_hours"`
+	// ReceiptsOnForecast counts receipts whose intensity rests, for some
+	// hours, on a forecast not yet restated from the provider's actuals
+	// (greenq.Receipt.RestsOnForecast); ReceiptsRestated those restated.
+	ReceiptsOnForecast int    `json:"receipts_on_forecast"`
+	ReceiptsRestated   int    `json:"receipts_restated"`
+	GPUHours           Figure `json:"gpu_hours"`
 	// EnergyKWh is IT energy (GPU + CPU + RAM), before PUE.
 	EnergyKWh    Figure `json:"energy_kwh"`
 	GPUEnergyKWh Figure `json:"gpu_energy_kwh"`
@@ -120,18 +144,30 @@ type Emissions struct {
 	// GCO2 is location-based: facility energy × grid intensity while running.
 	GCO2 Figure `json:"gco2"`
 	// BaselineGCO2 is the run-now counterfactual: the same energy at submit
-	// time in the first allowed region.
+	// time in the job's home region.
 	BaselineGCO2 Figure `json:"baseline_gco2"`
 	// SavedGCO2 is BaselineGCO2 − GCO2; SavedShare is that over the baseline.
 	SavedGCO2  Figure  `json:"saved_gco2"`
 	SavedShare float64 `json:"saved_share"`
+	// SavedByWaitingGCO2 + SavedByMovingGCO2 = SavedGCO2: what deferring
+	// saved (the regions run in, at submit, against when they ran) and what
+	// moving saved (the home region against those, at submit); each share
+	// is over the baseline.
+	SavedByWaitingGCO2 Figure  `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2  Figure  `json:"saved_by_moving_gco2"`
+	WaitingShare       float64 `json:"waiting_share"`
+	MovingShare        float64 `json:"moving_share"`
+	// UnsplitGCO2 is the part of SavedGCO2 from receipts written before
+	// greenq split savings, whose job ran outside its home region: it is
+	// in neither share.
+	UnsplitGCO2 float64 `json:"unsplit_gco2,omitempty"`
 }
 
 // Deferral is the waiting spent to get the savings.
 type Deferral struct {
 	// StartedJobs are the jobs with a receipt that have a run start;
 	// DeferredJobs of them started at least DeferredAfter after submission;
-	// MovedJobs ran outside their run-now region.
+	// MovedJobs ran outside their home region.
 	StartedJobs  int `json:"started_jobs"`
 	DeferredJobs int `json:"deferred_jobs"`
 	MovedJobs    int `json:"moved_jobs"`
@@ -197,10 +233,19 @@ type JobLine struct {
 	BaselineRegion      string  `json:"baseline_region,omitempty"`
 	BaselineGCO2        float64 `json:"baseline_gco2"`
 	SavedGCO2           float64 `json:"saved_gco2"`
+	SavedByWaitingGCO2  float64 `json:"saved_by_waiting_gco2"`
+	SavedByMovingGCO2   float64 `json:"saved_by_moving_gco2"`
 	EmbodiedGCO2        float64 `json:"embodied_gco2"`
-	CostUSD             float64 `json:"cost_usd"`
-	SCI                 float64 `json:"sci,omitempty"`
-	FunctionalUnit      string  `json:"functional_unit,omitempty"`
+	// CostUSD is the receipt's: GPU-hours run × the price in force.
+	CostUSD float64 `json:"cost_usd"`
+	// OnForecast is set when the receipt rests on forecast intensities
+	// for some hours; RestatedAt is when it was restated from actuals,
+	// and GCO2AtFinish its figure before.
+	OnForecast     bool       `json:"on_forecast,omitempty"`
+	RestatedAt     *time.Time `json:"restated_at,omitempty"`
+	GCO2AtFinish   *float64   `json:"gco2_at_finish,omitempty"`
+	SCI            float64    `json:"sci,omitempty"`
+	FunctionalUnit string     `json:"functional_unit,omitempty"`
 	// UtilisationPct is the mean GPU utilisation; nil when not sampled.
 	UtilisationPct *float64 `json:"utilisation_pct,omitempty"`
 	// IdleGPUHours = GPUHours × (1 − utilisation); IdleKWh is GPU energy
@@ -209,6 +254,8 @@ type JobLine struct {
 	IdleKWh      float64 `json:"idle_kwh"`
 	// Idle is set when UtilisationPct is below the idle threshold.
 	Idle bool `json:"idle"`
+
+	unsplit float64 // saving of an old receipt that cannot be split
 }
 
 // Utilisation is how busy the GPUs were.
@@ -242,10 +289,19 @@ type Pool struct {
 
 // Build computes the report over the jobs o selects. It is deterministic:
 // the same jobs and options give the same report, whatever their order.
+//
+// The report is over finished jobs: a job still pending, planned,
+// released or running is counted only in NotFinished, with its planned
+// cost and emissions.
 func Build(jobs []*greenq.Job, o Options) Report {
 	sel := Select(jobs, o)
 	lines := make([]JobLine, 0, len(sel))
+	var open []*greenq.Job
 	for _, j := range sel {
+		if !j.State.Final() {
+			open = append(open, j)
+			continue
+		}
 		lines = append(lines, lineOf(j, o.idleBelow()))
 	}
 	slices.SortFunc(lines, func(a, b JobLine) int {
@@ -256,7 +312,7 @@ func Build(jobs []*greenq.Job, o Options) Report {
 		return strings.Compare(a.ID, b.ID)
 	})
 
-	r := Report{Options: o, Jobs: lines}
+	r := Report{Options: o, Jobs: lines, NotFinished: notFinished(open)}
 	r.Totals = summarise("", lines)
 	r.ByRegion = breakdown(lines, func(l JobLine) []string { return []string{orNone(l.Region)} })
 	r.ByTenant = breakdown(lines, func(l JobLine) []string { return []string{orNone(l.Tenant)} })
@@ -292,6 +348,27 @@ func Build(jobs []*greenq.Job, o Options) Report {
 	r.Utilisation = utilisation(lines, o.idleBelow())
 	r.Notes = notes(r)
 	return r
+}
+
+// notFinished sums the jobs not finished yet by what their plans expect.
+func notFinished(jobs []*greenq.Job) NotFinished {
+	n := NotFinished{JobsByState: map[greenq.State]int{},
+		ExpectedCostUSD: Figure{Unit: "USD", Basis: BasisPlanned, Sources: []string{"plan expected cost"}},
+		ExpectedGCO2:    Figure{Unit: "gCO2e", Basis: BasisPlanned, Sources: []string{"plan expected emissions"}}}
+	for _, j := range jobs {
+		n.Jobs++
+		n.JobsByState[j.State]++
+		switch p := j.Plan; {
+		case p == nil:
+		case p.Held:
+			n.Held++
+		default:
+			n.Planned++
+			n.ExpectedCostUSD.Value += p.ExpectedCostUSD
+			n.ExpectedGCO2.Value += p.ExpectedGCO2
+		}
+	}
+	return n
 }
 
 func orNone(s string) string {
@@ -353,14 +430,24 @@ func lineOf(j *greenq.Job, idleBelow float64) JobLine {
 		l.Signal = "unspecified"
 	}
 	l.GCO2, l.BaselineGCO2, l.SavedGCO2 = rc.GCO2, rc.BaselineGCO2, rc.SavedGCO2
+	l.SavedByWaitingGCO2, l.SavedByMovingGCO2 = rc.SavedByWaitingGCO2, rc.SavedByMovingGCO2
 	l.BaselineRegion = rc.BaselineRegion
 	if l.BaselineRegion == "" && j.Plan != nil {
 		l.BaselineRegion = j.Plan.Baseline.Region
 	}
-	l.EmbodiedGCO2 = rc.EmbodiedGCO2
-	if j.Plan != nil {
-		l.CostUSD = j.Plan.ExpectedCostUSD
+	if rc.SavedByWaitingGCO2 == 0 && rc.SavedByMovingGCO2 == 0 && rc.SavedGCO2 != 0 {
+		// Written before receipts split the saving: run at home, all of it
+		// was waiting; elsewhere it cannot be split.
+		if l.BaselineRegion == l.Region {
+			l.SavedByWaitingGCO2 = rc.SavedGCO2
+		} else {
+			l.unsplit = rc.SavedGCO2
+		}
 	}
+	l.EmbodiedGCO2 = rc.EmbodiedGCO2
+	l.CostUSD = rc.CostUSD
+	l.OnForecast = rc.RestsOnForecast()
+	l.RestatedAt, l.GCO2AtFinish = rc.RestatedAt, rc.GCO2AtFinish
 	l.SCI = rc.SCI
 	if rc.FunctionalUnit != "" {
 		l.FunctionalUnit = rc.FunctionalUnit
@@ -473,6 +560,8 @@ type signalAcc struct {
 	jobs                  int
 	facility, weighted    float64
 	gco2, baseline, saved float64
+	waiting, moving       float64
+	unsplit               float64
 	measured, estimated   float64
 	sources               set
 	baselineRegions       set
@@ -496,6 +585,12 @@ func summarise(key string, lines []JobLine) Summary {
 			continue
 		}
 		s.Receipts++
+		if l.OnForecast {
+			s.ReceiptsOnForecast++
+		}
+		if l.RestatedAt != nil {
+			s.ReceiptsRestated++
+		}
 		if !l.Start.IsZero() {
 			d := l.DeferralS / 3600
 			s.Deferral.StartedJobs++
@@ -547,6 +642,9 @@ func summarise(key string, lines []JobLine) Summary {
 		a.gco2 += l.GCO2
 		a.baseline += l.BaselineGCO2
 		a.saved += l.SavedGCO2
+		a.waiting += l.SavedByWaitingGCO2
+		a.moving += l.SavedByMovingGCO2
+		a.unsplit += l.unsplit
 		a.measured += l.MeasuredKWh
 		a.estimated += l.EnergyKWh - l.MeasuredKWh
 		a.sources.add(l.IntensitySource)
@@ -585,8 +683,8 @@ func summarise(key string, lines []JobLine) Summary {
 	s.RAMEnergyKWh = Figure{Value: ram, Unit: "kWh", Basis: BasisEstimated, Sources: ramSource(ram).sorted()}
 	s.FacilityKWh = Figure{Value: facility, Unit: "kWh", Basis: s.EnergyKWh.Basis, Sources: []string{"IT energy × region PUE"}}
 	s.PUE = Figure{Value: ratio(facility, energy), Unit: "", Basis: BasisConfigured, Sources: []string{"region configuration, energy-weighted"}}
-	s.EmbodiedGCO2 = Figure{Value: embodied, Unit: "gCO2e", Basis: BasisEstimated, Sources: []string{"worker embodied factor per GPU-hour"}}
-	s.CostUSD = Figure{Value: cost, Unit: "USD", Basis: BasisPlanned, Sources: []string{"plan expected cost"}}
+	s.EmbodiedGCO2 = Figure{Value: embodied, Unit: "gCO2e", Basis: BasisEstimated, Sources: []string{"region embodied factor per GPU-hour"}}
+	s.CostUSD = Figure{Value: cost, Unit: "USD", Basis: BasisMeasured, Sources: []string{"receipts: GPU-hours run × the region's price in force"}}
 	s.Regions = regions.sorted()
 	s.IntensitySources = intensitySources.sorted()
 
@@ -599,9 +697,15 @@ func summarise(key string, lines []JobLine) Summary {
 		e.Intensity.Value = ratio(a.weighted, a.facility)
 		e.GCO2 = Figure{Value: a.gco2, Unit: "gCO2e", Basis: basis, Sources: src}
 		e.BaselineGCO2 = Figure{Value: a.baseline, Unit: "gCO2e", Basis: BasisCounterfactual,
-			Sources: append([]string{"same energy at submit time in the run-now region"}, a.baselineRegions.sorted()...)}
+			Sources: append([]string{"same energy at submit time in the home region"}, a.baselineRegions.sorted()...)}
 		e.SavedGCO2 = Figure{Value: a.saved, Unit: "gCO2e", Basis: BasisCounterfactual, Sources: []string{"baseline − emitted"}}
 		e.SavedShare = ratio(a.saved, a.baseline)
+		e.SavedByWaitingGCO2 = Figure{Value: a.waiting, Unit: "gCO2e", Basis: BasisCounterfactual,
+			Sources: []string{"the regions run in, at submit − emitted"}}
+		e.SavedByMovingGCO2 = Figure{Value: a.moving, Unit: "gCO2e", Basis: BasisCounterfactual,
+			Sources: []string{"baseline − the regions run in, at submit"}}
+		e.WaitingShare, e.MovingShare = ratio(a.waiting, a.baseline), ratio(a.moving, a.baseline)
+		e.UnsplitGCO2 = a.unsplit
 		s.Emissions = append(s.Emissions, e)
 	}
 	for _, name := range sortedKeys(models) {
@@ -638,8 +742,8 @@ func ratio(a, b float64) float64 {
 func intensityBasis(sources []string) string {
 	kinds := set{}
 	for _, s := range sources {
-		if _, k, ok := strings.Cut(s, ":"); ok {
-			kinds.add(k)
+		if i := strings.LastIndex(s, ":"); i >= 0 {
+			kinds.add(s[i+1:])
 		} else {
 			kinds.add("unstated")
 		}

@@ -35,14 +35,25 @@ func loadJobs(t *testing.T) []*greenq.Job {
 type expected struct {
 	jobs, receipts                                   int
 	gpuHours, kwh, gpu, cpu, ram, facility, embodied float64
-	cost, deferralS                                  float64
-	gco2, baseline, saved                            map[string]float64
+	cost, deferralS, plannedCost                     float64
+	gco2, baseline, saved, waiting, moving           map[string]float64
 	signalJobs                                       map[string]int
+	notFinished                                      int
 }
 
+// independent sums the finished jobs' receipts; the jobs not finished
+// count apart, with their plans' cost.
 func independent(jobs []*greenq.Job) expected {
-	e := expected{gco2: map[string]float64{}, baseline: map[string]float64{}, saved: map[string]float64{}, signalJobs: map[string]int{}}
+	e := expected{gco2: map[string]float64{}, baseline: map[string]float64{}, saved: map[string]float64{},
+		waiting: map[string]float64{}, moving: map[string]float64{}, signalJobs: map[string]int{}}
 	for _, j := range jobs {
+		if !j.State.Final() {
+			e.notFinished++
+			if j.Plan != nil {
+				e.plannedCost += j.Plan.ExpectedCostUSD
+			}
+			continue
+		}
 		e.jobs++
 		rc := j.Receipt
 		if rc == nil {
@@ -56,11 +67,13 @@ func independent(jobs []*greenq.Job) expected {
 		e.ram += rc.RAMEnergyKWh
 		e.facility += rc.EnergyKWh * rc.PUE
 		e.embodied += rc.EmbodiedGCO2
-		e.cost += j.Plan.ExpectedCostUSD
+		e.cost += rc.GPUHours * rc.PriceUSDPerGPUHour // measured, not planned
 		e.deferralS += j.Run.StartedAt.Sub(j.SubmittedAt).Seconds()
 		e.gco2[rc.Signal] += rc.GCO2
 		e.baseline[rc.Signal] += rc.BaselineGCO2
 		e.saved[rc.Signal] += rc.SavedGCO2
+		e.waiting[rc.Signal] += rc.SavedByWaitingGCO2
+		e.moving[rc.Signal] += rc.SavedByMovingGCO2
 		e.signalJobs[rc.Signal]++
 	}
 	return e
@@ -86,7 +99,13 @@ func TestBuildReproducesReceiptTotalsInJSON(t *testing.T) {
 
 	require.Equal(t, want.jobs, tot.Jobs)
 	require.Equal(t, want.receipts, tot.Receipts)
-	require.Equal(t, map[greenq.State]int{"succeeded": 8, "failed": 1, "cancelled": 1, "expired": 1, "running": 1}, tot.JobsByState)
+	require.Equal(t, map[greenq.State]int{"succeeded": 8, "failed": 1, "cancelled": 1, "expired": 1}, tot.JobsByState, "finished jobs only")
+	require.Equal(t, 1, got.NotFinished.Jobs, "the running job counts apart")
+	require.Equal(t, map[greenq.State]int{"running": 1}, got.NotFinished.JobsByState)
+	sameToUnit(t, "planned cost", want.plannedCost, got.NotFinished.ExpectedCostUSD.Value)
+	require.Equal(t, BasisPlanned, got.NotFinished.ExpectedCostUSD.Basis)
+	require.Equal(t, 1, tot.ReceiptsOnForecast)
+	require.Equal(t, 1, tot.ReceiptsRestated)
 	for _, c := range []struct {
 		name      string
 		want, got float64
@@ -110,20 +129,23 @@ func TestBuildReproducesReceiptTotalsInJSON(t *testing.T) {
 		sameToUnit(t, "gco2 "+e.Signal, want.gco2[e.Signal], e.GCO2.Value)
 		sameToUnit(t, "baseline "+e.Signal, want.baseline[e.Signal], e.BaselineGCO2.Value)
 		sameToUnit(t, "saved "+e.Signal, want.saved[e.Signal], e.SavedGCO2.Value)
+		sameToUnit(t, "waiting "+e.Signal, want.waiting[e.Signal], e.SavedByWaitingGCO2.Value)
+		sameToUnit(t, "moving "+e.Signal, want.moving[e.Signal], e.SavedByMovingGCO2.Value)
+		require.InDelta(t, e.SavedGCO2.Value, e.SavedByWaitingGCO2.Value+e.SavedByMovingGCO2.Value, 1e-6, "the split adds up")
 		require.Equal(t, BasisCounterfactual, e.BaselineGCO2.Basis)
 		require.NotEmpty(t, e.GCO2.Sources, "emissions name their provider")
 	}
 	// How the figures were obtained travels with them.
 	require.Equal(t, BasisMixed, tot.EnergyKWh.Basis)
 	require.Equal(t, BasisEstimated, tot.RAMEnergyKWh.Basis)
-	require.Equal(t, BasisPlanned, tot.CostUSD.Basis)
+	require.Equal(t, BasisMeasured, tot.CostUSD.Basis)
 	require.Contains(t, tot.EnergyKWh.Sources, "gpu:nvml")
 	require.Contains(t, tot.EnergyKWh.Sources, "gpu:estimate")
-	require.Equal(t, []string{"electricitymaps:actual", "watttime:actual"}, tot.IntensitySources)
+	require.Equal(t, []string{"electricitymaps:actual", "electricitymaps:actual+forecast", "watttime:actual"}, tot.IntensitySources)
 	require.Equal(t, []string{"ca-on", "gb", "us-west"}, tot.Regions)
 	require.Equal(t, 8, tot.Deferral.DeferredJobs, "all but the inference job that started 30 s after submit")
 	require.Equal(t, 7, tot.Deferral.MovedJobs)
-	require.Len(t, got.Jobs, len(jobs))
+	require.Len(t, got.Jobs, len(jobs)-1, "a line per finished job")
 }
 
 func TestBreakdownsAddUpToTotals(t *testing.T) {
@@ -202,21 +224,40 @@ func TestCSVReproducesReceiptTotals(t *testing.T) {
 		require.NoError(t, err, name)
 		return v
 	}
-	var jobRows int
+	// Every row is a finished job: a column sums to the total, as pandas
+	// would sum it.
 	sum := map[string]float64{}
+	for _, rec := range recs[1:] {
+		require.NotEqual(t, "TOTAL", rec[col["id"]])
+		for _, c := range []string{"energy_kwh", "cost_usd", "gpu_hours", "facility_kwh"} {
+			sum[c] += f(rec, c)
+		}
+		require.InDelta(t, f(rec, "saved_gco2"), f(rec, "saved_by_waiting_gco2")+f(rec, "saved_by_moving_gco2"), 1e-6)
+	}
+	require.Equal(t, want.jobs, len(recs)-1)
+	sameToUnit(t, "energy Wh (job rows)", want.kwh*1000, sum["energy_kwh"]*1000)
+	sameToUnit(t, "cost cents (job rows)", want.cost*100, sum["cost_usd"]*100)
+	sameToUnit(t, "gpu hours (job rows)", want.gpuHours, sum["gpu_hours"])
+
+	// The totals are their own CSV: a row per signal, and the jobs not
+	// finished with their planned cost.
+	buf.Reset()
+	require.NoError(t, RenderTotals(&buf, Build(jobs, Options{})))
+	recs, err = csv.NewReader(&buf).ReadAll()
+	require.NoError(t, err)
+	require.Equal(t, CSVTotalsHeader, recs[0])
+	col = map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
 	totals := map[string][]string{}
 	for _, rec := range recs[1:] {
-		if rec[col["id"]] == "TOTAL" {
-			totals[rec[col["signal"]]] = rec
-			continue
-		}
-		jobRows++
-		if rec[col["signal"]] != "" {
-			sum["energy_kwh"] += f(rec, "energy_kwh")
-		}
+		totals[rec[col["signal"]]] = rec
 	}
-	require.Equal(t, len(jobs), jobRows)
-	require.Len(t, totals, 2, "one TOTAL row per signal")
+	require.Len(t, totals, 3, "average, marginal, not-finished")
+	sameToUnit(t, "planned cost", want.plannedCost, f(totals["not-finished"], "planned_cost_usd"))
+	require.Equal(t, "1", totals["not-finished"][col["jobs"]])
+	delete(totals, "not-finished")
 	var kwh, cost, gpuHours, facility float64
 	for sg, rec := range totals {
 		sameToUnit(t, "gco2 "+sg, want.gco2[sg], f(rec, "gco2"))
@@ -229,7 +270,6 @@ func TestCSVReproducesReceiptTotals(t *testing.T) {
 	}
 	// Energy, hours and cost do add across signals; emissions do not.
 	sameToUnit(t, "energy Wh", want.kwh*1000, kwh*1000)
-	sameToUnit(t, "energy Wh (job rows)", want.kwh*1000, sum["energy_kwh"]*1000)
 	sameToUnit(t, "facility Wh", want.facility*1000, facility*1000)
 	sameToUnit(t, "cost cents", want.cost*100, cost*100)
 	sameToUnit(t, "gpu hours", want.gpuHours, gpuHours)

@@ -41,16 +41,20 @@ func renderStatement(w io.Writer, r Report) error {
 	for _, e := range t.Emissions {
 		item("Carbon intensity ("+e.Signal+")", fig(e.Intensity), "mean over the hours run, weighted by energy; "+listOrNone(e.Intensity.Sources))
 		item("Emissions ("+e.Signal+", location-based)", fig(e.GCO2), "facility energy × intensity, "+plural(e.Jobs, "job"))
-		item("Run-now counterfactual ("+e.Signal+")", fig(e.BaselineGCO2), "same energy at submit time in the first allowed region")
-		item("Reduction ("+e.Signal+")", fmt.Sprintf("%s (%s)", fig(e.SavedGCO2), pct(e.SavedShare)), "counterfactual − emitted")
+		item("Run-now counterfactual ("+e.Signal+")", fig(e.BaselineGCO2), "same energy at submit time in each job's home region")
+		item("Reduction ("+e.Signal+")", fmt.Sprintf("%s (%s): deferring %s, moving %s", fig(e.SavedGCO2), pct(e.SavedShare), pct(e.WaitingShare), pct(e.MovingShare)),
+			"counterfactual − emitted; deferring: the regions run in, at submit, against when the jobs ran; moving: the home region against those")
 	}
 	if t.EmbodiedGCO2.Value > 0 {
 		item("Embodied emissions", fig(t.EmbodiedGCO2), "estimated per GPU-hour; not included above")
 	} else {
-		item("Embodied emissions", "not recorded", "the workers set no embodied factor")
+		item("Embodied emissions", "not recorded", "the regions set no embodied factor")
 	}
 	d := t.Deferral
-	item("Carbon-aware scheduling", fmt.Sprintf("%d of %s deferred by %s on average; %d moved region", d.DeferredJobs, plural(d.StartedJobs, "job"), dur(d.MeanDeferredHours), d.MovedJobs), "greenq: run start − submit, within each job's deadline")
+	item("Carbon-aware scheduling", fmt.Sprintf("%d of %s deferred by %s on average; %d ran outside their home region", d.DeferredJobs, plural(d.StartedJobs, "job"), dur(d.MeanDeferredHours), d.MovedJobs), "greenq: run start − submit, within each job's deadline")
+	if t.ReceiptsOnForecast > 0 || t.ReceiptsRestated > 0 {
+		item("Intensity basis", fmt.Sprintf("%d of %s on forecasts; %d restated from actuals", t.ReceiptsOnForecast, plural(t.Receipts, "receipt"), t.ReceiptsRestated), "receipts are restated when the provider's actuals for the hours run arrive")
+	}
 	for _, c := range t.SCI {
 		item("SCI per "+c.FunctionalUnit+" ("+c.Signal+")", approx(true, sig(c.Mean)+" "+c.Unit), "ISO/IEC 21031, mean of "+plural(c.Jobs, "job"))
 	}
@@ -116,8 +120,11 @@ func statementText(r Report) string {
 	if t.EmbodiedGCO2.Value > 0 {
 		fmt.Fprintf(&b, "Manufacturing the hardware adds an estimated %s (embodied, amortised per GPU-hour). ", mass(t.EmbodiedGCO2.Value))
 	}
+	if n, all := t.ReceiptsOnForecast, t.Receipts; n > 0 {
+		fmt.Fprintf(&b, "For %d of the %d jobs the provider had only forecast intensities for some of the hours run when this report was made; their figures will be restated from its actuals. ", n, all)
+	}
 	d := t.Deferral
-	fmt.Fprintf(&b, "To reduce emissions, the jobs were scheduled with greenq, which deferred %d of them by %s on average and ran %d in a region other than the first one allowed, within each job's deadline",
+	fmt.Fprintf(&b, "To reduce emissions, the jobs were scheduled with greenq, which deferred %d of them by %s on average and ran %d outside their home region, within each job's deadline",
 		d.DeferredJobs, dur(d.MeanDeferredHours), d.MovedJobs)
 	for i, e := range t.Emissions {
 		what := "every job"
@@ -128,19 +135,35 @@ func statementText(r Report) string {
 		if i > 0 {
 			sep = ", and "
 		}
-		fmt.Fprintf(&b, "%srunning %s at once would have emitted an estimated %s, so scheduling saved %s (%s)",
-			sep, what, mass(e.BaselineGCO2.Value), fig(e.SavedGCO2), pct(e.SavedShare))
+		home := "their home regions"
+		if e.Jobs == 1 {
+			home = "its home region"
+		}
+		fmt.Fprintf(&b, "%srunning %s at once in %s would have emitted an estimated %s, so scheduling saved %s (%s): deferring saved %s, moving saved %s",
+			sep, what, home, mass(e.BaselineGCO2.Value), fig(e.SavedGCO2), pct(e.SavedShare), pct(e.WaitingShare), pct(e.MovingShare))
+		if e.UnsplitGCO2 != 0 {
+			fmt.Fprintf(&b, " (%s from older receipts is not split)", mass(e.UnsplitGCO2))
+		}
 	}
 	b.WriteString(". Reporting follows Henderson et al. (2020) and Lacoste et al. (2019).")
 	return b.String()
 }
 
+// modelNames lists the GPU models, those no receipt recorded last.
 func modelNames(ms []Count) string {
 	var names []string
+	unrecorded := false
 	for _, m := range ms {
-		names = append(names, m.Name)
+		if n := modelName(m.Name); n == unrecordedModel {
+			unrecorded = true
+		} else {
+			names = append(names, n)
+		}
 	}
-	return andList(names, "unrecorded GPUs")
+	if unrecorded {
+		names = append(names, unrecordedModel)
+	}
+	return andList(names, unrecordedModel)
 }
 
 func regionText(rs []string) string {

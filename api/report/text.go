@@ -19,7 +19,7 @@ func renderText(w io.Writer, r Report) error {
 
 	heading("Totals")
 	tw := tabwriter.NewWriter(bw, 0, 0, 2, ' ', 0)
-	for _, x := range totalsRows(r.Totals) {
+	for _, x := range reportRows(r) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", x.Label, x.Value, x.How)
 	}
 	if err := tw.Flush(); err != nil {
@@ -69,7 +69,7 @@ func renderMarkdown(w io.Writer, r Report) error {
 	fmt.Fprintf(bw, "# greenq carbon report\n\n%s\n\n## Totals\n\n", mdEscape(selectionText(r)))
 	fmt.Fprintln(bw, "| Figure | Value | How obtained |")
 	fmt.Fprintln(bw, "|---|--:|---|")
-	for _, x := range totalsRows(r.Totals) {
+	for _, x := range reportRows(r) {
 		fmt.Fprintf(bw, "| %s | %s | %s |\n", mdEscape(strings.TrimSpace(x.Label)), mdEscape(x.Value), mdEscape(x.How))
 	}
 	for _, t := range breakdowns(r) {

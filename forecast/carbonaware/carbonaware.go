@@ -67,24 +67,28 @@ func New(cfg Config, client *http.Client) (*Provider, error) {
 
 // Fetch returns the location's actuals in [from, now) and its current
 // forecast. The forecast is asked for whole (no dataStartAt/dataEndAt): the
-// SDK rejects bounds outside the forecast it holds.
+// SDK rejects bounds outside the forecast it holds. When the actuals fail
+// (an HTTP error, a malformed answer) but the forecast arrives, Fetch
+// returns the forecast with the history listed in Series.Missing.
 func (p *Provider) Fetch(ctx context.Context, zone string, from, to time.Time) (forecast.Series, error) {
 	if zone == "" {
 		return forecast.Series{}, greenq.Invalid("zone", "carbonaware location is empty")
 	}
 	now := p.cfg.Now()
 	var samples []forecast.Sample
+	var missing []forecast.Gap
 	if !p.cfg.SkipHistory && from.Before(now) {
-		q := url.Values{"location": {zone}, "time": {from.UTC().Format(time.RFC3339)}, "toTime": {minTime(to, now).UTC().Format(time.RFC3339)}}
-		body, err := p.get(ctx, "/emissions/bylocations", q)
-		if err != nil {
-			return forecast.Series{}, fmt.Errorf("fetch history %s: %w", zone, err)
+		hist, err := p.history(ctx, zone, from, minTime(to, now))
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return forecast.Series{}, err
+		case err != nil:
+			// The forecast may still come back: keep it, and say the
+			// history is missing rather than fail the whole fetch.
+			missing = append(missing, forecast.MissingPart(forecast.PartHistory, from, minTime(to, now), err))
+		default:
+			samples = append(samples, hist...)
 		}
-		hist, err := parseEmissions(body)
-		if err != nil {
-			return forecast.Series{}, fmt.Errorf("parse history %s: %w", zone, err)
-		}
-		samples = append(samples, hist...)
 	}
 	q := url.Values{"location": {zone}}
 	if p.cfg.WindowSize > 0 {
@@ -109,7 +113,21 @@ func (p *Provider) Fetch(ctx context.Context, zone string, from, to time.Time) (
 	if issued.IsZero() {
 		issued = now
 	}
-	return forecast.Series{Zone: zone, Source: Name, Signal: p.cfg.Signal, IssuedAt: issued.UTC(), Points: pts}, nil
+	return forecast.Series{Zone: zone, Source: Name, Signal: p.cfg.Signal, IssuedAt: issued.UTC(), Points: pts, Missing: missing}, nil
+}
+
+// history fetches /emissions/bylocations over [from, to).
+func (p *Provider) history(ctx context.Context, zone string, from, to time.Time) ([]forecast.Sample, error) {
+	q := url.Values{"location": {zone}, "time": {from.UTC().Format(time.RFC3339)}, "toTime": {to.UTC().Format(time.RFC3339)}}
+	body, err := p.get(ctx, "/emissions/bylocations", q)
+	if err != nil {
+		return nil, fmt.Errorf("fetch history %s: %w", zone, err)
+	}
+	hist, err := parseEmissions(body)
+	if err != nil {
+		return nil, fmt.Errorf("parse history %s: %w", zone, err)
+	}
+	return hist, nil
 }
 
 func (p *Provider) get(ctx context.Context, path string, q url.Values) ([]byte, error) {

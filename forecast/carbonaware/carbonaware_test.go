@@ -37,7 +37,8 @@ func TestProviderSuite(t *testing.T) {
 			"/emissions/forecasts/current": read(t, "forecasts_empty.json"),
 			"/emissions/bylocations":       read(t, "bylocations_empty.json"),
 		},
-		Signal: forecast.SignalMarginal, MinPoints: 48,
+		History: []string{"/emissions/bylocations"},
+		Signal:  forecast.SignalMarginal, MinPoints: 48,
 		Values: map[time.Time]float64{
 			time.Date(2023, 6, 8, 0, 0, 0, 0, time.UTC): 206.31,
 		},

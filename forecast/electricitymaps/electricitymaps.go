@@ -56,29 +56,28 @@ func New(cfg Config, client *http.Client) (*Provider, error) {
 
 // Fetch returns zone's actuals in [from, now) (history for the last 24 h,
 // past-range beyond) followed by the forecast. Actuals win where both cover
-// an hour.
+// an hour. When the actuals fail but the forecast arrives, Fetch returns the
+// forecast with the history listed in Series.Missing.
 func (p *Provider) Fetch(ctx context.Context, zone string, from, to time.Time) (forecast.Series, error) {
 	if zone == "" {
 		return forecast.Series{}, greenq.Invalid("zone", "electricitymaps zone is empty")
 	}
 	now := p.cfg.Now()
 	var samples []forecast.Sample
+	var missing []forecast.Gap
 	if !p.cfg.SkipHistory && from.Before(now) {
-		path, field, q := "/v3/carbon-intensity/history", "history", url.Values{"zone": {zone}}
-		if now.Sub(from) > 24*time.Hour {
-			path, field = "/v3/carbon-intensity/past-range", "data"
-			q.Set("start", from.UTC().Format(time.RFC3339))
-			q.Set("end", minTime(to, now).UTC().Format(time.RFC3339))
+		hist, err := p.history(ctx, zone, from, minTime(to, now), now)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return forecast.Series{}, err
+		case err != nil:
+			// A free-tier key answers 401 on past-range, and history can
+			// 404 or 5xx while the forecast is fine: keep the forecast and
+			// say the history is missing.
+			missing = append(missing, forecast.MissingPart(forecast.PartHistory, from, minTime(to, now), err))
+		default:
+			samples = append(samples, hist...)
 		}
-		body, err := p.get(ctx, path, q)
-		if err != nil {
-			return forecast.Series{}, fmt.Errorf("fetch history %s: %w", zone, err)
-		}
-		hist, err := parse(body, field, forecast.KindActual)
-		if err != nil {
-			return forecast.Series{}, fmt.Errorf("parse history %s: %w", zone, err)
-		}
-		samples = append(samples, hist...)
 	}
 	body, err := p.get(ctx, "/v3/carbon-intensity/forecast", url.Values{"zone": {zone}})
 	if err != nil {
@@ -96,7 +95,27 @@ func (p *Provider) Fetch(ctx context.Context, zone string, from, to time.Time) (
 	if err != nil {
 		return forecast.Series{}, fmt.Errorf("parse %s: %w", zone, err)
 	}
-	return forecast.Series{Zone: zone, Source: Name, Signal: forecast.SignalAverage, IssuedAt: now.UTC(), Points: pts}, nil
+	return forecast.Series{Zone: zone, Source: Name, Signal: forecast.SignalAverage, IssuedAt: now.UTC(), Points: pts, Missing: missing}, nil
+}
+
+// history fetches the actuals over [from, to): /history when from is within
+// the last 24 h of now, /past-range beyond.
+func (p *Provider) history(ctx context.Context, zone string, from, to, now time.Time) ([]forecast.Sample, error) {
+	path, field, q := "/v3/carbon-intensity/history", "history", url.Values{"zone": {zone}}
+	if now.Sub(from) > 24*time.Hour {
+		path, field = "/v3/carbon-intensity/past-range", "data"
+		q.Set("start", from.UTC().Format(time.RFC3339))
+		q.Set("end", to.UTC().Format(time.RFC3339))
+	}
+	body, err := p.get(ctx, path, q)
+	if err != nil {
+		return nil, fmt.Errorf("fetch history %s: %w", zone, err)
+	}
+	hist, err := parse(body, field, forecast.KindActual)
+	if err != nil {
+		return nil, fmt.Errorf("parse history %s: %w", zone, err)
+	}
+	return hist, nil
 }
 
 func (p *Provider) get(ctx context.Context, path string, q url.Values) ([]byte, error) {

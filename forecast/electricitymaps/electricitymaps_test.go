@@ -58,6 +58,7 @@ func TestProviderSuite(t *testing.T) {
 			}, forecasttest.Fixture{
 				Zone: "GB", From: tc.from, To: now.Add(72 * time.Hour), OK: ok, Empty: empty,
 				Signal: forecast.SignalAverage, MinPoints: 96, Check: check,
+				History: []string{"/v3/carbon-intensity/history", "/v3/carbon-intensity/past-range"},
 				Values: map[time.Time]float64{
 					time.Date(2023, 3, 14, 0, 0, 0, 0, time.UTC):  122,
 					time.Date(2023, 3, 17, 23, 0, 0, 0, time.UTC): 202,

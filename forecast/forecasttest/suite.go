@@ -40,6 +40,11 @@ type Fixture struct {
 	// Check, when set, inspects every request and returns a complaint ("" when
 	// the request is fine), e.g. a missing auth header.
 	Check func(r *http.Request) string
+	// History lists the path prefixes of the provider's history (actuals)
+	// calls, when it makes them apart from its forecast call. The suite then
+	// breaks only those (404, 401, 5xx, garbage) and requires the forecast
+	// to come back anyway, the history labelled missing.
+	History []string
 }
 
 type response struct {
@@ -104,16 +109,19 @@ func (s *server) kept(path string) bool {
 // provider and server, so caches (tokens, series) do not leak across cases.
 func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Provider, fx Fixture) {
 	t.Helper()
-	cases := []struct {
+	type testCase struct {
 		name   string
 		routes map[string]string
 		broken func(string) (response, bool)
 		ctx    func() context.Context
+		ok     bool // the fetch must succeed
 		check  func(t *testing.T, s forecast.Series, err error)
-	}{
-		{name: "good answer", routes: fx.OK, check: func(t *testing.T, s forecast.Series, err error) {
+	}
+	cases := []testCase{
+		{name: "good answer", routes: fx.OK, ok: true, check: func(t *testing.T, s forecast.Series, err error) {
 			require.NoError(t, err)
 			CheckSeries(t, s, fx.Signal)
+			require.Empty(t, s.Missing, "a whole answer lacks nothing")
 			require.GreaterOrEqual(t, len(s.Points), fx.MinPoints, "points")
 			for at, want := range fx.Values {
 				p, ok := s.At(at)
@@ -151,6 +159,51 @@ func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Pr
 			require.ErrorIs(t, err, context.Canceled)
 		}},
 	}
+	for _, hd := range []struct {
+		name string
+		resp response
+	}{
+		{"404", response{status: 404, body: `{"error":"not found"}`}},
+		{"401", response{status: 401, body: `{"message":"this endpoint is not available on your plan"}`}},
+		{"500", response{status: 500, body: "internal error"}},
+		{"503", response{status: 503, body: "upstream down"}},
+		{"garbage", response{status: 200, body: `{"data": [1, 2, {`}},
+	} {
+		if len(fx.History) == 0 {
+			break
+		}
+		cases = append(cases, testCase{name: "history " + hd.name + ", forecast up", routes: fx.OK, ok: true, broken: func(path string) (response, bool) {
+			for _, h := range fx.History {
+				if strings.HasPrefix(path, h) {
+					return hd.resp, true
+				}
+			}
+			return response{}, false
+		}, check: func(t *testing.T, s forecast.Series, err error) {
+			require.NoError(t, err, "a failed history call must not throw away the forecast")
+			CheckSeries(t, s, fx.Signal)
+			for _, p := range s.Points {
+				require.NotEqual(t, forecast.KindActual, p.Kind, "point at %s: the history did not arrive", p.Start)
+			}
+			require.True(t, s.Lacks(forecast.PartHistory), "the series says its history is missing")
+			require.Len(t, s.Missing, 1)
+			g := s.Missing[0]
+			require.Equal(t, forecast.PartHistory, g.Part)
+			require.True(t, g.From.Equal(fx.From), "missing from %s, asked from %s", g.From, fx.From)
+			require.True(t, g.To.After(g.From) && !g.To.After(fx.To), "missing until %s", g.To)
+			require.NotEmpty(t, g.Reason)
+			require.Error(t, g.Err)
+			if hd.resp.status != 200 {
+				require.Equal(t, hd.resp.status, g.Status)
+				var se *forecast.StatusError
+				require.ErrorAs(t, g.Err, &se)
+				require.Equal(t, hd.resp.status, se.Code)
+			} else {
+				require.Zero(t, g.Status)
+				require.ErrorIs(t, g.Err, forecast.ErrBadPayload)
+			}
+		}})
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -163,7 +216,7 @@ func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Pr
 				ctx = tc.ctx()
 			}
 			s, err := p.Fetch(ctx, fx.Zone, fx.From, fx.To)
-			if err == nil && tc.name != "good answer" {
+			if err == nil && !tc.ok {
 				t.Fatalf("fetch succeeded with %d points; want an error", len(s.Points))
 			}
 			tc.check(t, s, err)

@@ -481,3 +481,36 @@ func TestGarbageAfterGoodAnswers(t *testing.T) {
 		})
 	}
 }
+
+// TestPartialAnswerIsKept: a provider whose history call failed but whose
+// forecast arrived is not a fallback; the stored series keeps the forecast
+// and says the history is missing.
+func TestPartialAnswerIsKept(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		partial := func(now time.Time) (forecast.Series, error) {
+			s, _ := good(100)(now)
+			var fc []forecast.Point
+			for _, p := range s.Points {
+				if p.Kind == forecast.KindForecast {
+					fc = append(fc, p)
+				}
+			}
+			s.Points = fc
+			down := fmt.Errorf("fetch history SE: %w", &forecast.StatusError{Provider: "fake", Code: 401, Body: "plan"})
+			s.Missing = []forecast.Gap{forecast.MissingPart(forecast.PartHistory, now.Add(-24*time.Hour), now, down)}
+			return s, nil
+		}
+		b := start(t, partial, nil)
+		defer b.stop(t)
+		s := b.store.get("eu")
+		require.Equal(t, "fake", s.Source, "the provider's forecast is used")
+		require.True(t, s.Lacks(forecast.PartHistory))
+		require.Equal(t, 401, s.Missing[0].Status)
+		p, ok := s.At(time.Now().Add(time.Hour))
+		require.True(t, ok)
+		require.Equal(t, forecast.KindForecast, p.Kind)
+		require.Zero(t, b.fallbacks("http_error"))
+		require.Zero(t, b.logs.count())
+	})
+}

@@ -93,7 +93,7 @@ func TestBenchLWAScenarioI(t *testing.T) {
 	data := benchSetup(t)
 	var b strings.Builder
 	b.WriteString("### Let's Wait Awhile, scenario I: nightly 30-min job at 01:00 (2020), savings vs 01:00\n\n")
-	b.WriteString("| region | window | greenq, 5 % noise | greenq, own forecaster | oracle |\n|---|---|---|---|---|\n")
+	b.WriteString("| region | window | greenq, 5 % noise | greenq, own forecaster | reference | oracle |\n|---|---|---|---|---|---|\n")
 	for _, reg := range lwaRegions {
 		ser := loadCarbon(t, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
 		for _, w := range []time.Duration{2 * time.Hour, 4 * time.Hour, 8 * time.Hour} {
@@ -114,10 +114,10 @@ func TestBenchLWAScenarioI(t *testing.T) {
 			noisy.ForecastNoise = 0.05
 			rn, _ := runTimed(t, noisy)
 			rf, _ := runTimed(t, cfg)
-			fmt.Fprintf(&b, "| %s | ±%s | %s | %s | %s |\n", reg.name, w, rel(rn.Policies.GreenQ.GCO2), rel(rf.Policies.GreenQ.GCO2), rel(rn.Policies.Oracle.GCO2))
+			fmt.Fprintf(&b, "| %s | ±%s | %s | %s | %s | %s |\n", reg.name, w, rel(rn.Policies.GreenQ.GCO2), rel(rf.Policies.GreenQ.GCO2), rel(rf.Policies.Reference.GCO2), rel(rn.Policies.Oracle.GCO2))
 		}
 	}
-	b.WriteString("\nThe paper reports scenario I only as curves over the window; its text gives no single figure to set beside these.\n")
+	b.WriteString("\nThe paper reports scenario I only as curves over the window; its text gives no single figure to set beside these. " + referenceRule + "\n")
 	benchWrite(t, "lwa_scenario_1", b.String())
 }
 
@@ -166,7 +166,7 @@ func TestBenchLWAScenarioII(t *testing.T) {
 	tick := benchTick()
 	var b strings.Builder
 	b.WriteString("### Let's Wait Awhile, scenario II: ML jobs, next-workday deadline (2020), savings vs run at submit\n\n")
-	b.WriteString("| region | jobs | greenq, 5 % noise | greenq, own forecaster | oracle | paper (5 % error) | wall (both runs) |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| region | jobs | greenq, 5 % noise | greenq, own forecaster | reference | oracle | paper (5 % error) | wall (both runs) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, reg := range lwaRegions {
 		ser := loadCarbon(t, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
 		for _, intr := range []bool{false, true} {
@@ -180,10 +180,10 @@ func TestBenchLWAScenarioII(t *testing.T) {
 			if intr {
 				kind, paper = "interruptible", reg.paperI
 			}
-			fmt.Fprintf(&b, "| %s | 3387 %s | %s | %s | %s | %.2f %% | %s |\n", reg.name, kind, pct(savings(rn, rn.Policies.GreenQ)), pct(savings(rf, rf.Policies.GreenQ)), pct(savings(rn, rn.Policies.Oracle)), paper, (dn + df).Round(time.Millisecond))
+			fmt.Fprintf(&b, "| %s | 3387 %s | %s | %s | %s | %s | %.2f %% | %s |\n", reg.name, kind, pct(savings(rn, rn.Policies.GreenQ)), pct(savings(rf, rf.Policies.GreenQ)), pct(savings(rf, rf.Policies.Reference)), pct(savings(rn, rn.Policies.Oracle)), paper, (dn + df).Round(time.Millisecond))
 		}
 	}
-	fmt.Fprintf(&b, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does; the oracle splits freely.\n", tick)
+	fmt.Fprintf(&b, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does; the oracle splits freely. %s\n", tick, referenceRule)
 	benchWrite(t, "lwa_scenario_2", b.String())
 }
 
@@ -287,11 +287,23 @@ func resultRow(label string, r Result, wall time.Duration) string {
 	if p.Oracle.Exact != nil && !*p.Oracle.Exact {
 		bound = " (bound)"
 	}
-	return fmt.Sprintf("| %s | %d | %.1f | %s (%d misses) | %s%s | %.3f | %.0f min | %s |\n", label, r.Jobs, p.Now.GCO2/1e6,
-		pct(savings(r, p.GreenQ)), p.GreenQ.DeadlineMisses, pct(savings(r, p.Oracle)), bound, r.FractionOfOracleSavings, p.GreenQ.MeanDelayS/60, wall.Round(time.Millisecond))
+	return fmt.Sprintf("| %s | %d | %.1f | %s (%d misses) | %s%s | %.3f | %s (%d misses) | %.3f | %.0f min | %s |\n", label, r.Jobs, p.Now.GCO2/1e6,
+		pct(savings(r, p.GreenQ)), p.GreenQ.DeadlineMisses, pct(savings(r, p.Oracle)), bound, r.FractionOfOracleSavings,
+		pct(savings(r, p.Reference)), p.Reference.DeadlineMisses, refFraction(r), p.GreenQ.MeanDelayS/60, wall.Round(time.Millisecond))
 }
 
-const resultHeader = "| scenario | jobs | now tCO2e | greenq saves | oracle saves | fraction of oracle savings | greenq mean delay | wall |\n|---|---|---|---|---|---|---|---|\n"
+const resultHeader = "| scenario | jobs | now tCO2e | greenq saves | oracle saves | fraction of oracle savings | reference saves | reference: fraction | greenq mean delay | wall |\n|---|---|---|---|---|---|---|---|---|---|\n"
+
+// refFraction is the reference policy's fraction of the oracle's savings.
+func refFraction(r Result) float64 {
+	if f := r.Policies.Reference.FractionOfOracleSavings; f != nil {
+		return *f
+	}
+	return 0
+}
+
+// referenceRule documents the reference policy for the benchmark tables.
+const referenceRule = "Reference: the causal heuristic of issue 18 (forecast = the mean of the same hour over the last 7 days plus the current deviation from that profile, decaying linearly to zero over 12 h; re-decided every hour; a job starts when starting now is the best option; an interruptible job runs an hour when that hour is among the cheapest it still needs), on the same history greenq sees; under capacity it decides without it and then waits for free GPUs as now does."
 
 // TestBenchMultiRegion: the 15 Electricity Maps zones in June 2023 with a
 // workload drawn from real traces, unbounded and with 8 GPUs per region.
@@ -313,7 +325,7 @@ func TestBenchMultiRegion(t *testing.T) {
 	}
 	r, d = runTimed(t, capped)
 	b.WriteString(resultRow("8 GPUs per region", r, d))
-	fmt.Fprintf(&b, "\nWorkload: 2000 jobs. %s With capacity the oracle column is a Lagrangian lower bound (exact: false), and now and greenq wait for free GPUs in their region.\n", traceRule)
+	fmt.Fprintf(&b, "\nWorkload: 2000 jobs. %s With capacity the oracle column is a Lagrangian lower bound (exact: false), and now and greenq wait for free GPUs in their region. %s\n", traceRule, referenceRule)
 	benchWrite(t, "multi_region", b.String())
 }
 
@@ -322,7 +334,7 @@ func TestBenchMultiRegion(t *testing.T) {
 func TestBenchVintages(t *testing.T) {
 	data := benchSetup(t)
 	var b strings.Builder
-	b.WriteString("### Real forecast vintages vs greenq's own forecaster\n\n| region, days | jobs | forecasts | greenq saves | oracle saves | fraction of oracle savings |\n|---|---|---|---|---|---|\n")
+	b.WriteString("### Real forecast vintages vs greenq's own forecaster\n\n| region, days | jobs | forecasts | greenq saves | oracle saves | fraction of oracle savings | reference saves | reference: fraction |\n|---|---|---|---|---|---|---|---|\n")
 
 	gb, gbv := nesoGB(t, data)
 	var gbJobs []Job
@@ -346,7 +358,7 @@ func TestBenchVintages(t *testing.T) {
 		caJobs = append(caJobs, Job{ID: fmt.Sprintf("ca-%04d", i), Submit: s, Duration: d, GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(d + time.Hour)})
 	}
 	vintageRows(t, &b, "CAISO_NORTH (WattTime MOER), 2023-06-09 → 07-08", map[string]forecast.Series{"CAISO_NORTH": ca}, map[string][]forecast.Series{"CAISO_NORTH": cav}, caJobs)
-	b.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed.\n")
+	b.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed. The reference never reads the vintages: its forecast is its own profile of the actual history (for GB only the days since 03-14, so it has little to go on). " + referenceRule + "\n")
 	benchWrite(t, "vintages", b.String())
 }
 
@@ -393,7 +405,7 @@ func vintageRows(t *testing.T, b *strings.Builder, label string, carbon map[stri
 			cfg.Forecasts = vint
 		}
 		r, _ := runTimed(t, cfg)
-		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %.3f |\n", label, r.Jobs, mode, pct(savings(r, r.Policies.GreenQ)), pct(savings(r, r.Policies.Oracle)), r.FractionOfOracleSavings)
+		fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %.3f | %s | %.3f |\n", label, r.Jobs, mode, pct(savings(r, r.Policies.GreenQ)), pct(savings(r, r.Policies.Oracle)), r.FractionOfOracleSavings, pct(savings(r, r.Policies.Reference)), refFraction(r))
 	}
 }
 
@@ -427,7 +439,7 @@ func TestBenchSpeed(t *testing.T) {
 	if len(walls) >= 2 {
 		fmt.Fprintf(&b, "\n%d → %d jobs: wall × %.1f, CPU × %.1f. ", sizes[0], sizes[len(sizes)-1], walls[len(walls)-1].Seconds()/math.Max(walls[0].Seconds(), 1e-9), cpus[len(cpus)-1].Seconds()/math.Max(cpus[0].Seconds(), 1e-9))
 	}
-	fmt.Fprintf(&b, "Regions: the first 10 em_*.csv files by name. %s Wall includes the now, greenq and oracle runs, not loading.\n", traceRule)
+	fmt.Fprintf(&b, "Regions: the first 10 em_*.csv files by name. %s Wall includes the now, greenq, reference and oracle runs, not loading. %s\n", traceRule, referenceRule)
 	benchWrite(t, "speed", b.String())
 }
 
@@ -463,18 +475,20 @@ var tuneZones = []string{"GB", "DE-LU", "US-CAL-CISO", "CA-ON", "AU-NSW"}
 
 // singleRow runs one case with greenq's own forecaster (re-planning, the
 // defaults) and with seasonal naive decided once at submit, and formats a
-// table row and both fractions of the oracle's savings.
-func singleRow(t *testing.T, label string, carbon map[string]forecast.Series, jobs []Job) (string, float64, float64) {
+// table row and the fractions of the oracle's savings of greenq, seasonal
+// naive and the reference policy.
+func singleRow(t *testing.T, label string, carbon map[string]forecast.Series, jobs []Job) (string, float64, float64, float64) {
 	t.Helper()
 	own, d := runTimed(t, Config{Carbon: carbon, Jobs: jobs})
 	naive, _ := runTimed(t, Config{Carbon: carbon, Jobs: jobs, Tick: -1, Forecaster: forecast.Forecaster{Method: forecast.MethodSeasonalDay}})
 	p := own.Policies
-	row := fmt.Sprintf("| %s | %d | %.1f | %s | %s | %.3f | %d | %.3f | %d | %s |\n", label, own.Jobs, p.Now.GCO2/1e6, pct(savings(own, p.Oracle)),
-		pct(savings(own, p.GreenQ)), own.FractionOfOracleSavings, p.GreenQ.DeadlineMisses, naive.FractionOfOracleSavings, naive.Policies.GreenQ.DeadlineMisses, d.Round(time.Millisecond))
-	return row, own.FractionOfOracleSavings, naive.FractionOfOracleSavings
+	row := fmt.Sprintf("| %s | %d | %.1f | %s | %s | %.3f | %d | %.3f | %d | %.3f | %d | %s |\n", label, own.Jobs, p.Now.GCO2/1e6, pct(savings(own, p.Oracle)),
+		pct(savings(own, p.GreenQ)), own.FractionOfOracleSavings, p.GreenQ.DeadlineMisses, refFraction(own), p.Reference.DeadlineMisses,
+		naive.FractionOfOracleSavings, naive.Policies.GreenQ.DeadlineMisses, d.Round(time.Millisecond))
+	return row, own.FractionOfOracleSavings, naive.FractionOfOracleSavings, refFraction(own)
 }
 
-const singleHeader = "| scenario | jobs | now tCO2e | oracle saves | greenq saves | fraction of oracle savings | misses | seasonal naive once: fraction | misses | wall (greenq run) |\n|---|---|---|---|---|---|---|---|---|---|\n"
+const singleHeader = "| scenario | jobs | now tCO2e | oracle saves | greenq saves | fraction of oracle savings | misses | reference: fraction | misses | seasonal naive once: fraction | misses | wall (whole run) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
 // TestBenchSingleRegion: time shifting only, one high-variance zone per
 // run, 2023, a workload drawn from the real traces with slack 6–48 h.
@@ -484,16 +498,17 @@ func TestBenchSingleRegion(t *testing.T) {
 	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
 	var b strings.Builder
 	b.WriteString("### Single region (time shifting only), 2023\n\n" + singleHeader)
-	var sum, sumNaive float64
+	var sum, sumNaive, sumRef float64
 	for i, z := range benchZones {
 		carbon := map[string]forecast.Series{z: loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)}
 		jobs := ts.slackJobs(2000, from, to, []string{z}, uint64(2023*10+i))
-		row, f, fn := singleRow(t, z, carbon, jobs)
+		row, f, fn, fr := singleRow(t, z, carbon, jobs)
 		b.WriteString(row)
-		sum, sumNaive = sum+f, sumNaive+fn
+		sum, sumNaive, sumRef = sum+f, sumNaive+fn, sumRef+fr
 	}
-	fmt.Fprintf(&b, "| mean of %d zones | | | | | %.3f | | %.3f | | |\n", len(benchZones), sum/float64(len(benchZones)), sumNaive/float64(len(benchZones)))
-	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. Forecasters tuned on 2021–2022; 2023 is out of sample.\n", slackRule, Config{}.WithDefaults().Tick)
+	n := float64(len(benchZones))
+	fmt.Fprintf(&b, "| mean of %d zones | | | | | %.3f | | %.3f | | %.3f | | |\n", len(benchZones), sum/n, sumRef/n, sumNaive/n)
+	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. %s Forecasters tuned on 2021–2022; 2023 is out of sample. The working-hours shape is in its own table below.\n", slackRule, Config{}.WithDefaults().Tick, referenceRule)
 	benchWrite(t, "single_region", b.String())
 }
 
@@ -509,8 +524,8 @@ func TestBenchFiveRegions(t *testing.T) {
 	}
 	var b strings.Builder
 	b.WriteString("### Five regions (" + strings.Join(benchZones, ", ") + "), 2023\n\n" + singleHeader)
-	row, _, _ := singleRow(t, "five regions", carbon, ts.slackJobs(5000, from, to, benchZones, 2023))
+	row, _, _, _ := singleRow(t, "five regions", carbon, ts.slackJobs(5000, from, to, benchZones, 2023))
 	b.WriteString(row)
-	fmt.Fprintf(&b, "\nWorkload: 5000 jobs submitted 2023-01-08 → 12-27, each allowed in all five zones in a random order per job whose first is its home region (where now runs it). %s greenq and seasonal naive as in the single-region table.\n", slackRule)
+	fmt.Fprintf(&b, "\nWorkload: 5000 jobs submitted 2023-01-08 → 12-27, each allowed in all five zones in a random order per job whose first is its home region (where now runs it). %s greenq, reference and seasonal naive as in the single-region table; the reference also picks the region whose forecast is lowest.\n", slackRule)
 	benchWrite(t, "five_regions", b.String())
 }

@@ -68,6 +68,10 @@ type Config struct {
 	// OnDecision, when set, is called for every planning decision, in
 	// time order.
 	OnDecision func(Decision)
+	// OnReferenceDecision, when set, is called for every run the reference
+	// policy decides on (a start, or an hour of an interruptible job), job
+	// by job, each job's in time order.
+	OnReferenceDecision func(Decision)
 	// Clock measures planner_seconds only. Default time.Now.
 	Clock func() time.Time
 }

@@ -5,10 +5,16 @@
 // and at each decision calls the production planner (policy.Plan) with only
 // what was known then: the actual series up to that instant, extended into
 // the future by the production forecaster, or the latest real forecast
-// vintage issued by then. Three policies are scored on the actual series:
-// now (start at submit in the first allowed region), greenq, and an oracle
-// with perfect knowledge, exact when capacity is unbounded and a Lagrangian
-// lower bound otherwise.
+// vintage issued by then. Four policies are scored on the actual series:
+// now (start at submit in the first allowed region), greenq, a reference
+// heuristic that sees no more than greenq does (a 7-day hourly profile plus
+// the current deviation, decaying over 12 h; re-decided every hour; see
+// runReference), and an oracle with perfect knowledge, exact when capacity
+// is unbounded and a Lagrangian lower bound otherwise.
+//
+// WorkingHoursJobs generates the working-hours workload shape (submits on
+// workdays 09–17 local time, deadlines mixing the next workday 09:00,
+// +8 h, +24 h and +72 h) beside the uniform shapes the benchmarks draw.
 //
 // The readers take the simulate file formats (carbon, workload, forecast
 // vintages) and report errors as file:line:column.

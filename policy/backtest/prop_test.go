@@ -32,7 +32,8 @@ func valueAt(pts []forecast.Point, t time.Time) float64 {
 // TestOracleProperties checks, on small random instances whose breakpoints
 // all fall on whole minutes (so the continuous optimum does too), that the
 // oracle equals a brute force over every minute, and that it is no worse
-// than greenq and now, whose placements keep every invariant.
+// than greenq, the reference policy and now, whose placements keep every
+// invariant.
 func TestOracleProperties(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2023, 5, 1, 0, 0, 0, 0, time.UTC)
@@ -76,6 +77,7 @@ func TestOracleProperties(t *testing.T) {
 		require.NoError(rt, err)
 		slices.Sort(names)
 		checkPlacements(rt, jobs, res.Placements, names)
+		checkPlacements(rt, jobs, res.ReferencePlacements, names)
 
 		var brute float64
 		for _, j := range jobs {
@@ -128,5 +130,7 @@ func TestOracleProperties(t *testing.T) {
 		require.LessOrEqual(rt, p.Oracle.GCO2, p.GreenQ.GCO2+tol)
 		require.LessOrEqual(rt, p.Oracle.GCO2, p.Now.GCO2+tol)
 		require.LessOrEqual(rt, p.Oracle.DeadlineMisses, p.GreenQ.DeadlineMisses)
+		require.LessOrEqual(rt, p.Oracle.GCO2, p.Reference.GCO2+tol)
+		require.LessOrEqual(rt, p.Oracle.DeadlineMisses, p.Reference.DeadlineMisses)
 	})
 }

@@ -21,13 +21,19 @@ type Result struct {
 	FractionOfOracleSavings float64 `json:"fraction_of_oracle_savings"`
 	// Placements are greenq's run segments, by job then time.
 	Placements []Placement `json:"-"`
+	// ReferencePlacements are the reference policy's, likewise.
+	ReferencePlacements []Placement `json:"-"`
 }
 
 // Policies holds one score per policy.
 type Policies struct {
 	Now    PolicyResult `json:"now"`
 	GreenQ PolicyResult `json:"greenq"`
-	Oracle PolicyResult `json:"oracle"`
+	// Reference is the causal heuristic greenq is measured against (see
+	// runReference): a 7-day hourly profile plus the current deviation
+	// decaying over 12 h, re-decided every hour.
+	Reference PolicyResult `json:"reference"`
+	Oracle    PolicyResult `json:"oracle"`
 }
 
 // PolicyResult is one policy's score.
@@ -50,6 +56,9 @@ type PolicyResult struct {
 	PlannerFallbacks int `json:"planner_fallbacks,omitempty"`
 	// Exact is false when GCO2 is a lower bound (oracle only).
 	Exact *bool `json:"exact,omitempty"`
+	// FractionOfOracleSavings is (now − this policy) / (now − oracle), 0
+	// when the oracle saves nothing (greenq and reference only).
+	FractionOfOracleSavings *float64 `json:"fraction_of_oracle_savings,omitempty"`
 }
 
 // Placement is one run segment of one job.
@@ -123,7 +132,7 @@ func (r Result) WriteTable(w io.Writer) error {
 	for _, p := range []struct {
 		name string
 		pr   PolicyResult
-	}{{"now", r.Policies.Now}, {"greenq", r.Policies.GreenQ}, {"oracle", r.Policies.Oracle}} {
+	}{{"now", r.Policies.Now}, {"greenq", r.Policies.GreenQ}, {"reference", r.Policies.Reference}, {"oracle", r.Policies.Oracle}} {
 		vs := "-"
 		if now > 0 {
 			vs = fmt.Sprintf("%+.2f%%", 100*(p.pr.GCO2-now)/now)
@@ -141,6 +150,9 @@ func (r Result) WriteTable(w io.Writer) error {
 	_, err := fmt.Fprintf(w, "\n%d jobs, %d regions; greenq captured %.1f%% of the oracle's savings", r.Jobs, len(regions), 100*r.FractionOfOracleSavings)
 	if err == nil && r.Policies.GreenQ.PlannerSeconds != nil {
 		_, err = fmt.Fprintf(w, " (planner %.2fs in %d rounds)", *r.Policies.GreenQ.PlannerSeconds, r.Policies.GreenQ.PlanRounds)
+	}
+	if f := r.Policies.Reference.FractionOfOracleSavings; err == nil && f != nil {
+		_, err = fmt.Fprintf(w, "; the reference policy %.1f%%", 100**f)
 	}
 	if err == nil {
 		_, err = fmt.Fprintln(w)

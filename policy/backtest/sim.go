@@ -41,8 +41,8 @@ type sim struct {
 	bounded bool    // some region has a capacity
 }
 
-// Run loads the inputs, replays the workload under the now, greenq and
-// oracle policies and scores them on the actual series. progress, if not
+// Run loads the inputs, replays the workload under the now, greenq,
+// reference and oracle policies and scores them on the actual series. progress, if not
 // nil, is called as greenq releases jobs. Input errors are *greenq.Error
 // (code invalid_argument), wrapped.
 func Run(ctx context.Context, cfg Config, progress func(done, total int)) (Result, error) {
@@ -60,6 +60,8 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int)) (Resul
 	}
 	if len(s.jobs) == 0 {
 		res.Policies.GreenQ.PlannerSeconds = new(float64)
+		res.Policies.GreenQ.FractionOfOracleSavings = new(float64)
+		res.Policies.Reference.FractionOfOracleSavings = new(float64)
 		res.Policies.Oracle.Exact = ptr(!s.bounded)
 		return res, nil
 	}
@@ -68,8 +70,10 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int)) (Resul
 	if err != nil {
 		return Result{}, err
 	}
+	refSegs := s.runReference()
 	res.Policies.Now = s.scoreAll(nowSegs)
 	res.Policies.GreenQ = s.scoreAll(greenSegs)
+	res.Policies.Reference = s.scoreAll(refSegs)
 	res.Policies.GreenQ.PlannerSeconds = ptr(gstats.plannerSeconds)
 	res.Policies.GreenQ.PlanRounds = gstats.rounds
 	res.Policies.GreenQ.PlannerFallbacks = gstats.fallbacks
@@ -83,10 +87,15 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int)) (Resul
 	if s.bounded {
 		res.Policies.Oracle.GCO2 = bound
 	}
+	var refFrac float64
 	if d := res.Policies.Now.GCO2 - res.Policies.Oracle.GCO2; d > 1e-9*math.Abs(res.Policies.Now.GCO2) {
 		res.FractionOfOracleSavings = (res.Policies.Now.GCO2 - res.Policies.GreenQ.GCO2) / d
+		refFrac = (res.Policies.Now.GCO2 - res.Policies.Reference.GCO2) / d
 	}
+	res.Policies.GreenQ.FractionOfOracleSavings = ptr(res.FractionOfOracleSavings)
+	res.Policies.Reference.FractionOfOracleSavings = ptr(refFrac)
 	res.Placements = s.placements(greenSegs)
+	res.ReferencePlacements = s.placements(refSegs)
 	if cfg.PlacementsFile != "" {
 		if err := writePlacementsFile(cfg.PlacementsFile, res.Placements); err != nil {
 			return Result{}, err

@@ -98,7 +98,7 @@ func TestRunFixture(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal(b, &m))
 	pol := m["policies"].(map[string]any)
-	for _, name := range []string{"now", "greenq", "oracle"} {
+	for _, name := range []string{"now", "greenq", "reference", "oracle"} {
 		for _, f := range []string{"gco2", "deadline_misses", "mean_delay_s"} {
 			require.Contains(t, pol[name], f, name)
 		}
@@ -106,11 +106,15 @@ func TestRunFixture(t *testing.T) {
 	require.Contains(t, pol["greenq"], "planner_seconds")
 	require.Equal(t, true, pol["oracle"].(map[string]any)["exact"])
 	require.Contains(t, m, "fraction_of_oracle_savings")
+	require.Contains(t, pol["reference"], "fraction_of_oracle_savings")
+	checkPlacements(t, jobs, res.ReferencePlacements, res.Regions)
+	require.Equal(t, 1, p.Reference.DeadlineMisses, "only the infeasible job misses")
 
 	var tbl bytes.Buffer
 	require.NoError(t, res.WriteTable(&tbl))
 	require.Contains(t, tbl.String(), "oracle")
 	require.Contains(t, tbl.String(), "of the oracle's savings")
+	require.Contains(t, tbl.String(), "reference")
 }
 
 func TestRunDeterministic(t *testing.T) {

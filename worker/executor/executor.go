@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"io"
 	"syscall"
 	"time"
@@ -31,6 +32,95 @@ type Spec struct {
 	Mounts []Mount
 	// User runs the job as this user; nil means the worker's.
 	User *User
+	// Deadline is when the job must have ended; zero for none. The worker
+	// stops the job itself then; an executor that hands the job to a
+	// cluster's scheduler passes it on too, so that the job ends even when
+	// the worker is gone.
+	Deadline time.Time
+	// Grace is the job's time between SIGTERM and SIGKILL, for an executor
+	// whose cluster sends the signals itself (a pod's
+	// terminationGracePeriodSeconds); zero for the cluster's default.
+	Grace time.Duration
+	// Secrets maps a variable to the name of a secret, for an executor
+	// that takes secrets from its own store (ResolvesSecrets); for the
+	// others it is nil and the values are in Env.
+	Secrets map[string]string
+	// GPUCount is how many GPUs the job needs: len(GPUs) for an executor
+	// that is handed GPUs, the count to ask for from one that allocates
+	// them itself (AllocatesGPUs), which gets no GPUs.
+	GPUCount int
+	// Estimate is the job's expected run time (0: unknown); an executor
+	// whose scheduler takes a time limit (Slurm's --time) sets one from
+	// it, never past Deadline.
+	Estimate time.Duration
+	// Warn is the signal the job asked for before it is stopped (Signal 0:
+	// none). The worker sends it itself, Before the deadline, unless the
+	// Process delivers it (DeliversWarning).
+	Warn Warning
+}
+
+// Warning is a signal sent to a job some time before it is stopped, as
+// Slurm's --signal.
+type Warning struct {
+	Signal syscall.Signal
+	Before time.Duration
+}
+
+// AllocatesGPUs is implemented by executors whose scheduler picks a job's
+// GPUs (Slurm's --gres): the worker hands them no GPU indices (Spec.GPUs
+// is empty, Spec.GPUCount says how many) and sets no CUDA_VISIBLE_DEVICES,
+// which the scheduler sets where the job runs.
+type AllocatesGPUs interface {
+	AllocatesGPUs() bool
+}
+
+// Allocates reports whether ex picks GPUs itself (AllocatesGPUs).
+func Allocates(ex Executor) bool {
+	a, ok := ex.(AllocatesGPUs)
+	return ok && a.AllocatesGPUs()
+}
+
+// GPUCapacity is what an executor's cluster offers now.
+type GPUCapacity struct {
+	// Offered is the GPUs jobs of this executor can use now: the ones free
+	// in the cluster plus the ones its own jobs hold or wait for.
+	Offered int
+	// Busy is the GPUs this executor's own jobs hold or wait for.
+	Busy int
+	// Largest is the most GPUs one job can get (the largest node).
+	Largest int
+	// Total is all the GPUs of the cluster's nodes, free or not.
+	Total int
+}
+
+// Capacity is implemented by executors that run jobs on a cluster whose
+// free GPUs change under other users' work; the worker publishes it in its
+// heartbeat, so that the planner never plans more than the cluster takes.
+type Capacity interface {
+	GPUCapacity(ctx context.Context) (GPUCapacity, error)
+}
+
+// DeliversWarning reports whether p sends the job's Spec.Warn signal
+// itself (Slurm's --signal), so that the worker does not send it too.
+func DeliversWarning(p Process) bool {
+	d, ok := p.(interface{ DeliversWarning() bool })
+	return ok && d.DeliversWarning()
+}
+
+// ResolvesSecrets is implemented by an Executor that takes a job's
+// secrets from its own store (the Kubernetes executor: a Secret, by
+// secretKeyRef). The worker then resolves none itself: the values stay
+// out of Spec.Env, and Spec.Secrets names them.
+type ResolvesSecrets interface {
+	ResolvesSecrets() bool
+}
+
+// Pauser is implemented by a Process that stops a job for a pause its own
+// way (the Kubernetes executor suspends its Job). For a pause the worker
+// calls Pause instead of Signal(SIGTERM); its grace and SIGKILL follow as
+// for any stop.
+type Pauser interface {
+	Pause() error
 }
 
 // Mount is a host directory made visible to the job at the same path.
@@ -72,6 +162,49 @@ type Exit struct {
 	// where it cannot); the worker's CPU energy share rests on it.
 	CPU time.Duration
 	// Err is set when the executor lost track of the job (it could not
-	// wait for it); Code is then -1.
+	// wait for it), or when a cluster could not start the job after Start
+	// had handed it over (an image it cannot pull, a missing secret); Code
+	// is then -1. An Err that wraps ErrLost means the run ended with the
+	// machine under it: the worker plans the job again.
 	Err error
+	// Energy is what was measured where the job ran (greenq meter on a
+	// cluster node, or the cluster's own accounting); nil when the
+	// executor measured nothing and the worker's own meters count.
+	Energy *Reading
+}
+
+// ErrLost is wrapped by an Exit.Err when the run ended because the machine
+// under it did — a node failure, a preemption, a requeue by the cluster —
+// not because of the job: the worker plans the job again instead of
+// failing it.
+var ErrLost = errors.New("the run was lost with its node")
+
+// Reading is the energy a job used, as measured where it ran (greenq meter
+// writes one as JSON; a Slurm cluster's accounting gives one).
+type Reading struct {
+	GPUKWh float64 `json:"gpu_energy_kwh"`
+	CPUKWh float64 `json:"cpu_energy_kwh"`
+	RAMKWh float64 `json:"ram_energy_kwh"`
+	// Source labels the GPU figure: nvml, nvml-power-sampling, estimate,
+	// or slurm (the node's energy as the cluster accounts it, all devices
+	// in GPUKWh).
+	Source string `json:"energy_source"`
+	// CPUSource labels the CPU and RAM figures: rapl, estimate, slurm.
+	CPUSource string `json:"cpu_energy_source"`
+	// Meter is what measured: "greenq-meter" or "slurm".
+	Meter    string `json:"meter"`
+	Host     string `json:"host,omitempty"`
+	GPUModel string `json:"gpu_model,omitempty"`
+	// GPUs are the node's GPU indices measured.
+	GPUs      []int     `json:"gpus"`
+	Start     time.Time `json:"start"`
+	End       time.Time `json:"end"`
+	DurationS float64   `json:"duration_s"`
+	// UtilizationPct and MemoryUsedMiB are means over Samples.
+	UtilizationPct float64 `json:"gpu_utilization_pct"`
+	MemoryUsedMiB  float64 `json:"gpu_memory_used_mib"`
+	Samples        int     `json:"samples"`
+	ReadErrors     int     `json:"read_errors"`
+	// ExitCode is the command's exit status (128+N when killed by signal N).
+	ExitCode int `json:"exit_code"`
 }

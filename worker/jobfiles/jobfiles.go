@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"gocloud.dev/blob"
@@ -265,11 +266,16 @@ func (l *Location) push(ctx context.Context, job, dir string, mirror bool) error
 }
 
 func (l *Location) upload(ctx context.Context, src, key string) error {
-	f, err := os.Open(src)
+	// The job wrote dir; a link it swapped in after the listing must not
+	// make the worker upload a file the job could not read.
+	f, err := os.OpenFile(src, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", src)
+	}
 	w, err := l.bucket.NewWriter(ctx, key, nil)
 	if err != nil {
 		return err

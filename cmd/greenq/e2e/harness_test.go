@@ -479,9 +479,35 @@ func cli(t *testing.T, args ...string) (int, string, string) {
 	return 0, "", ""
 }
 
-// regionQueue is the asynq queue of a region (queue.RegionQueue; spelled
-// out so these tests build against the binary's contract, not its code).
+// regionQueue is the asynq queue of a region's 1-GPU jobs
+// (queue.RegionQueue; spelled out so these tests build against the binary's
+// contract, not its code).
 func regionQueue(region string) string { return "region:" + region }
+
+// sizeQueue is the asynq queue of a region's jobs of gpus GPUs
+// (queue.SizeQueue): the region queue for one GPU, "region:R:gpus=N" for
+// more.
+func sizeQueue(region string, gpus int) string {
+	if gpus <= 1 {
+		return regionQueue(region)
+	}
+	return regionQueue(region) + ":gpus=" + strconv.Itoa(gpus)
+}
+
+// regionQueues lists the asynq queues of region's jobs of every size that
+// exist.
+func regionQueues(t *testing.T, insp *asynq.Inspector, region string) []string {
+	t.Helper()
+	all, err := insp.Queues()
+	require.NoError(t, err)
+	var out []string
+	for _, q := range all {
+		if q == regionQueue(region) || strings.HasPrefix(q, regionQueue(region)+":gpus=") {
+			out = append(out, q)
+		}
+	}
+	return out
+}
 
 // asynqOpt returns asynq's connection options for the topology.
 func (tp topology) asynqOpt() asynq.RedisConnOpt {
@@ -498,7 +524,7 @@ func (tp topology) asynqOpt() asynq.RedisConnOpt {
 	return asynq.RedisClientOpt{Addr: opt.Addr, DB: opt.DB}
 }
 
-// requireProcessed checks that each region's asynq queue processed exactly
+// requireProcessed checks that each region's asynq queues processed exactly
 // the given number of tasks: one per job, none released or run twice.
 func requireProcessed(t *testing.T, tp topology, want map[string]int) {
 	t.Helper()
@@ -508,27 +534,32 @@ func requireProcessed(t *testing.T, tp topology, want map[string]int) {
 		var got int
 		// asynq counts a task once its handler has returned, just after the
 		// job's record says it finished.
-		waitFor(t, 10*time.Second, fmt.Sprintf("queue of %s to count %d processed tasks", region, n), func() bool {
-			info, err := insp.GetQueueInfo(regionQueue(region))
-			if err != nil {
-				return n == 0
+		waitFor(t, 10*time.Second, fmt.Sprintf("queues of %s to count %d processed tasks", region, n), func() bool {
+			got = 0
+			for _, q := range regionQueues(t, insp, region) {
+				if info, err := insp.GetQueueInfo(q); err == nil {
+					got += info.ProcessedTotal
+				}
 			}
-			got = info.ProcessedTotal
 			return got >= n
 		})
-		require.Equal(t, n, got, "tasks processed on %s's queue", region)
+		require.Equal(t, n, got, "tasks processed on %s's queues", region)
 	}
 }
 
 // requireOneTaskPerJob checks the completed tasks asynq keeps on region's
-// queue (greenq's releaser retains them): ids are "<job id>:<release>",
+// queues (greenq's releaser retains them): ids are "<job id>:<release>",
 // and each of the jobs released there has exactly one.
 func requireOneTaskPerJob(t *testing.T, tp topology, region string, jobs int) {
 	t.Helper()
 	insp := asynq.NewInspector(tp.asynqOpt())
 	defer insp.Close()
-	tasks, err := insp.ListCompletedTasks(regionQueue(region), asynq.PageSize(jobs+100))
-	require.NoError(t, err)
+	var tasks []*asynq.TaskInfo
+	for _, q := range regionQueues(t, insp, region) {
+		ts, err := insp.ListCompletedTasks(q, asynq.PageSize(jobs+100))
+		require.NoError(t, err)
+		tasks = append(tasks, ts...)
+	}
 	perJob := map[string][]string{}
 	for _, ti := range tasks {
 		id, rel, ok := strings.Cut(ti.ID, ":")

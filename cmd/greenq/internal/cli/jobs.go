@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,9 +25,10 @@ func newSubmit(g *globals) *cobra.Command {
 		tags     []string
 		wait     bool
 		spec     specFlags
+		fromFile string
 	)
 	cmd := &cobra.Command{
-		Use:   "submit --deadline D [flags] -- CMD [ARGS...]",
+		Use:   "submit --deadline D [flags] -- CMD [ARGS...] | --from-file FILE",
 		Short: "Submit a job; prints its id",
 		Long: `Submit a job to run in the lowest-carbon region and window that meets its
 deadline. D is a Go duration from now (24h) or an RFC 3339 time. The command
@@ -41,15 +40,38 @@ value never leaves the worker), --workdir says where it starts (a path on
 the region's shared storage; default a fresh empty directory), --image runs
 it in an OCI image. Stopping it (deadline, cancel, a pause, a drain) is
 SIGTERM, --grace, then SIGKILL; --signal USR1@5m warns it before the
-deadline, as Slurm's --signal does.`,
+deadline, as Slurm's --signal does.
+
+--trials N submits a sweep: N jobs sharing a group, each with GREENQ_TRIAL.
+Their ids go to stdout, one a line, and the group to stderr ("group G: …"),
+so $(greenq submit …) stays a list of ids; greenq list --group G and
+greenq cancel --group G manage the sweep (-o json has the group on each job).
+
+--from-file FILE submits many jobs at once, all or none: one JSON job a
+line, with the API's fields ({"command": ["python", "train.py"],
+"deadline": "24h", "duration_estimate_s": 3600, …}; - reads stdin). An
+error names the line and the field.
+
+--wait follows the jobs to the end and mirrors them in the exit status: 0
+when they succeeded; 1 when one failed (its exit code is printed, e.g.
+"job 01JD… failed with exit code 3"), was cancelled or expired; 130 when
+Ctrl-C stops the wait (the jobs go on).`,
 		Example: `  greenq submit --deadline 24h --duration 3h --gpus 1 -- python train.py
   greenq submit --deadline 24h --workdir /shared/me/proj --env-file .env --secret WANDB_API_KEY=wandb -- python3 train.py
   greenq submit --deadline 8h --image registry.example.org/me/train:1.2 --env LR=0.01 -- python3 /app/train.py
   greenq submit --deadline 2026-12-01T09:00:00Z --kind sweep --trials 8 -- python sweep.py
-  greenq submit --deadline 3m --duration 20s --wait -- sh -c 'echo hi'`,
+  greenq submit --deadline 3m --duration 20s --wait -- sh -c 'echo hi'
+  greenq submit --from-file jobs.jsonl`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := g.checkOutput(); err != nil {
 				return err
+			}
+			if fromFile != "" {
+				jobs, err := g.submitFile(cmd, fromFile, args)
+				if err != nil {
+					return err
+				}
+				return g.submitted(cmd.Context(), jobs, wait)
 			}
 			req.Command = args
 			req.Kind = greenq.Kind(kind)
@@ -76,33 +98,15 @@ deadline, as Slurm's --signal does.`,
 			}
 			// Check locally first so bad input never reaches the server; the
 			// server checks regions against its configuration.
-			local := req
-			if _, err := local.Normalize(time.Now(), req.Regions); err != nil {
-				return asFlagError(err)
+			if err := checkLocally(req, g.now(), true); err != nil {
+				return err
 			}
-			if d := strings.TrimSpace(req.Deadline); d != "" {
-				if dd, err := time.ParseDuration(d); err == nil {
-					// Send an absolute time so client and server agree on it.
-					req.Deadline = time.Now().Add(dd).UTC().Format(time.RFC3339)
-				}
-			}
+			req.Deadline = absoluteDeadline(req.Deadline, g.now())
 			jobs, err := g.client().submit(cmd.Context(), req)
 			if err != nil {
-				return asFlagError(err)
+				return err
 			}
-			if wait && len(jobs) == 1 {
-				return g.follow(cmd.Context(), jobs[0].ID)
-			}
-			if g.output == "json" {
-				if len(jobs) == 1 {
-					return writeJSON(g.stdout, jobs[0])
-				}
-				return writeJSON(g.stdout, jobs)
-			}
-			for _, j := range jobs {
-				fmt.Fprintln(g.stdout, j.ID)
-			}
-			return nil
+			return g.submitted(cmd.Context(), jobs, wait)
 		},
 	}
 	f := cmd.Flags()
@@ -116,10 +120,12 @@ deadline, as Slurm's --signal does.`,
 	f.IntVar(&req.Trials, "trials", 1, "sweep trials: N jobs sharing a group and deadline, each with GREENQ_TRIAL")
 	f.StringArrayVar(&tags, "tag", nil, "key=value tag (repeatable), for reports")
 	f.StringVar(&req.Key, "key", "", "idempotency key: resubmitting the same key returns the same job")
-	f.Float64Var(&req.MaxPriceUSDPerGPUHour, "max-price", 0, "exclude regions dearer than this, USD per GPU-hour")
+	f.Float64Var(&req.MaxPriceUSDPerGPUHour, "max-price", 0, "never run where a GPU-hour costs more than this, USD (refused if no allowed region is ever that cheap)")
+	f.StringVar(&req.HomeRegion, "home", "", "region that \"run now\" means, savings are counted against; one of --regions (default the first of them)")
 	f.Float64Var(&req.PowerW, "power-w", 0, "expected draw per GPU in watts, for planning")
 	f.StringVar(&req.FunctionalUnit, "functional-unit", "", "what one run produces, for SCI (e.g. \"1000 images\")")
-	f.BoolVar(&wait, "wait", false, "follow the job to the end")
+	f.BoolVar(&wait, "wait", false, "follow the job to the end; exit 0 if it succeeded, 1 if not (see above)")
+	f.StringVar(&fromFile, "from-file", "", "submit every job in FILE (one JSON job a line; - for stdin), all or none")
 	spec.add(f)
 	outputFlag(cmd, g)
 	return cmd
@@ -174,213 +180,6 @@ func (c *client) job(ctx context.Context, id string) (*greenq.Job, error) {
 		return nil, err
 	}
 	return &j, nil
-}
-
-func newStatus(g *globals) *cobra.Command {
-	var wait bool
-	cmd := &cobra.Command{
-		Use:   "status ID",
-		Short: "Show one job; --wait follows it to the end",
-		Example: `  greenq status 01JD… 
-  greenq status 01JD… --wait
-  greenq status 01JD… -o json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
-			if wait {
-				return g.follow(cmd.Context(), args[0])
-			}
-			j, err := g.client().job(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, j)
-			}
-			printJob(g.stdout, j, time.Now())
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&wait, "wait", false, "follow the job with live progress until it ends")
-	outputFlag(cmd, g)
-	return cmd
-}
-
-// follow polls a job until it reaches a final state, drawing one live
-// progress line on a terminal, then prints the job (or its JSON). A job that
-// did not succeed exits 1.
-func (g *globals) follow(ctx context.Context, id string) error {
-	c := g.client()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	tty := isTerminal(g.stdout) && g.output != "json"
-	last := ""
-	for {
-		j, err := c.job(ctx, id)
-		if err != nil {
-			return err
-		}
-		if j.State.Final() {
-			if tty {
-				fmt.Fprint(g.stdout, "\r\033[K")
-			}
-			if g.output == "json" {
-				if err := writeJSON(g.stdout, j); err != nil {
-					return err
-				}
-			} else {
-				printJob(g.stdout, j, time.Now())
-			}
-			if j.State != greenq.StateSucceeded {
-				return exitError{code: 1, msg: fmt.Sprintf("job %s ended %s", j.ID, j.State)}
-			}
-			return nil
-		}
-		line := progressLine(j, time.Now())
-		switch {
-		case tty:
-			fmt.Fprint(g.stdout, "\r\033[K"+line)
-		case g.output != "json" && line != last && j.State != greenq.State(last):
-			// Not a terminal: one line per state change, no spinner noise.
-			fmt.Fprintln(g.stdout, line)
-			last = string(j.State)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-tick.C:
-		}
-	}
-}
-
-func progressLine(j *greenq.Job, now time.Time) string {
-	s := fmt.Sprintf("%s  %-8s", j.ID, j.State)
-	switch {
-	case j.State == greenq.StateRunning && j.Run != nil:
-		s += fmt.Sprintf("  running in %s for %s", j.Run.Region, now.Sub(j.Run.StartedAt).Round(time.Second))
-		if d := j.Duration(); d > 0 {
-			s += fmt.Sprintf(" of ~%s", d)
-		}
-	case j.Plan != nil && j.Plan.Start.After(now):
-		s += fmt.Sprintf("  starts in %s in %s (%s)", j.Plan.Start.Sub(now).Round(time.Second), j.Plan.Region, j.Plan.Reason)
-	case j.Plan != nil:
-		s += fmt.Sprintf("  %s, window open", j.Plan.Region)
-	default:
-		s += "  waiting for a plan"
-	}
-	return s + fmt.Sprintf("  deadline in %s", j.Deadline.Sub(now).Round(time.Second))
-}
-
-func printJob(w io.Writer, j *greenq.Job, now time.Time) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	row := func(k, format string, args ...any) { fmt.Fprintf(tw, "%s:\t%s\n", k, fmt.Sprintf(format, args...)) }
-	row("id", "%s", j.ID)
-	if j.Name != "" {
-		row("name", "%s", j.Name)
-	}
-	row("state", "%s", j.State)
-	row("kind", "%s", j.Kind)
-	row("command", "%s", strings.Join(j.Command, " "))
-	row("gpus", "%d", j.GPUs)
-	row("submitted", "%s", j.SubmittedAt.Local().Format(time.RFC3339))
-	row("deadline", "%s (in %s)", j.Deadline.Local().Format(time.RFC3339), j.Deadline.Sub(now).Round(time.Second))
-	if j.Attempts > 1 {
-		row("attempts", "%d", j.Attempts)
-	}
-	if p := j.Plan; p != nil {
-		row("plan", "%s at %s, %.3g gCO2e, $%.2f", p.Region, p.Start.Local().Format(time.RFC3339), p.ExpectedGCO2, p.ExpectedCostUSD)
-		row("baseline", "%s now, %.3g gCO2e", p.Baseline.Region, p.Baseline.ExpectedGCO2)
-		row("reason", "%s", p.Reason)
-	}
-	if r := j.Run; r != nil {
-		s := fmt.Sprintf("%s on %s from %s", r.Region, r.Worker, r.StartedAt.Local().Format(time.RFC3339))
-		if r.ExitCode != nil {
-			s += fmt.Sprintf(", exit %d", *r.ExitCode)
-		}
-		row("run", "%s", s)
-	}
-	if j.Error != "" {
-		row("error", "%s", j.Error)
-	}
-	if r := j.Receipt; r != nil {
-		row("energy", "%.3g kWh (%s), PUE %.2f", r.EnergyKWh, r.EnergySource, r.PUE)
-		row("intensity", "%.3g gCO2e/kWh (%s signal, %s)", r.IntensityGCO2PerKWh, r.Signal, r.IntensitySource)
-		row("emitted", "%.3g gCO2e", r.GCO2)
-		row("saved", "%.3g gCO2e against running at once (%.3g)", r.SavedGCO2, r.BaselineGCO2)
-	}
-	tw.Flush()
-}
-
-func newList(g *globals) *cobra.Command {
-	var state string
-	var limit int
-	cmd := &cobra.Command{
-		Use:     "list",
-		Short:   "List jobs",
-		Example: "  greenq list --state planned\n  greenq list -o json",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := g.checkOutput(); err != nil {
-				return err
-			}
-			if state != "" && !greenq.State(state).Valid() {
-				return greenq.Invalid("state", "%q is not a job state", state)
-			}
-			q := url.Values{}
-			if state != "" {
-				q.Set("state", state)
-			}
-			q.Set("limit", fmt.Sprint(limit))
-			raw, err := g.client().raw(cmd.Context(), "GET", "/v1/jobs?"+q.Encode(), nil)
-			if err != nil {
-				return err
-			}
-			jobs, err := decodeJobs(raw)
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return writeJSON(g.stdout, jobs)
-			}
-			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tREGION\tSTART\tDEADLINE\tgCO2e")
-			for _, j := range jobs {
-				region, start, gco2 := "-", "-", "-"
-				if j.Plan != nil {
-					region, start = j.Plan.Region, j.Plan.Start.Local().Format("01-02 15:04:05")
-					gco2 = fmt.Sprintf("%.1f", j.Plan.ExpectedGCO2)
-				}
-				if j.Receipt != nil {
-					gco2 = fmt.Sprintf("%.1f", j.Receipt.GCO2)
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.Name, j.State, region, start, j.Deadline.Local().Format("01-02 15:04:05"), gco2)
-			}
-			return tw.Flush()
-		},
-	}
-	cmd.Flags().StringVar(&state, "state", "", "only jobs in this state")
-	cmd.Flags().IntVar(&limit, "limit", 100, "at most this many jobs")
-	outputFlag(cmd, g)
-	return cmd
-}
-
-func newCancel(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "cancel ID",
-		Short:   "Cancel a job in any non-final state",
-		Example: "  greenq cancel 01JD…",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			var j greenq.Job
-			if err := g.client().do(cmd.Context(), "POST", "/v1/jobs/"+url.PathEscape(args[0])+"/cancel", nil, &j); err != nil {
-				return err
-			}
-			fmt.Fprintf(g.stdout, "%s %s\n", j.ID, j.State)
-			return nil
-		},
-	}
 }
 
 // Polling bounds of logs -f: quick while output flows, backing off to

@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -44,18 +46,22 @@ func newPlan(g *globals) *cobra.Command {
 				_, err := g.stdout.Write(raw)
 				return err
 			}
-			now := time.Now()
+			now := g.now()
 			if explain != "" {
 				var ex api.Explanation
 				if err := jsonUnmarshal(raw, &ex); err != nil {
 					return err
 				}
-				printExplain(g.stdout, ex, now)
+				g.printExplain(g.stdout, ex, now)
 				return nil
 			}
 			var plan api.PlanResponse
 			if err := jsonUnmarshal(raw, &plan); err != nil {
 				return err
+			}
+			if len(plan.Jobs) == 0 {
+				fmt.Fprintln(g.stdout, "no job is waiting for its window (greenq list shows the others)")
+				return nil
 			}
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tSTATE\tREGION\tSTART\tIN\tgCO2e\tNOW gCO2e\tCOST\tREASON")
@@ -66,13 +72,14 @@ func newPlan(g *globals) *cobra.Command {
 				}
 				base := "-"
 				if e.Baseline != nil {
-					base = fmt.Sprintf("%.3g", e.Baseline.ExpectedGCO2)
+					base = human(e.Baseline.ExpectedGCO2)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.3g\t%s\t$%.2f\t%s\n", e.ID, e.Name, e.State, e.Region,
-					e.Start.Local().Format("01-02 15:04"), durationUntil(now, *e.Start), e.ExpectedGCO2, base, e.ExpectedCostUSD, e.Reason)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Name, e.State, e.Region,
+					g.when(*e.Start), durationUntil(now, *e.Start), human(e.ExpectedGCO2), base, usd(e.ExpectedCostUSD), e.Reason)
 			}
 			t := plan.Totals
-			fmt.Fprintf(tw, "\n%d jobs, %d deferred: %.3g gCO2e expected against %.3g running at once (%.3g saved)\n", t.Jobs, t.Deferred, t.ExpectedGCO2, t.BaselineGCO2, t.SavedGCO2)
+			fmt.Fprintf(tw, "\n%s, %d deferred: %s expected against %s running at once (%s saved)\n", plural(t.Jobs, "job"), t.Deferred,
+				grams(t.ExpectedGCO2), human(t.BaselineGCO2), human(t.SavedGCO2))
 			if err := tw.Flush(); err != nil {
 				return err
 			}
@@ -103,7 +110,7 @@ func (g *globals) planCharts(ctx context.Context, plan api.PlanResponse, now tim
 	}
 	sort.Strings(regions)
 	if len(regions) > 0 {
-		fmt.Fprintf(g.stdout, "\nnext 48 h, one character per hour from %s (^ planned starts):\n", now.Local().Format("15:04"))
+		fmt.Fprintf(g.stdout, "\nnext 48 h, one character per hour from %s (^ planned starts):\n", now.In(g.loc).Format("15:04 MST"))
 	}
 	for _, r := range regions {
 		var s forecast.Series
@@ -135,10 +142,10 @@ func durationUntil(now, t time.Time) string {
 	if !t.After(now) {
 		return "now"
 	}
-	return t.Sub(now).Round(time.Minute).String()
+	return humanDuration(t.Sub(now))
 }
 
-func printExplain(w io.Writer, ex api.Explanation, now time.Time) {
+func (g *globals) printExplain(w io.Writer, ex api.Explanation, now time.Time) {
 	j := ex.Job
 	fmt.Fprintf(w, "%s %s: %s\n", j.ID, j.Name, ex.Why)
 	if j.Reason != "" && j.Reason != ex.Why {
@@ -152,8 +159,8 @@ func printExplain(w io.Writer, ex api.Explanation, now time.Time) {
 		if verdict == "" {
 			verdict = "chosen"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.3g\t$%.2f\t%s\n", mark, o.Region, o.Start.Local().Format("01-02 15:04"),
-			durationUntil(now, o.Start), o.ExpectedGCO2, o.ExpectedCostUSD, verdict)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, o.Region, g.when(o.Start),
+			durationUntil(now, o.Start), human(o.ExpectedGCO2), usd(o.ExpectedCostUSD), verdict)
 	}
 	if ex.Chosen != nil {
 		row("*", *ex.Chosen)
@@ -171,8 +178,13 @@ func newForecast(g *globals) *cobra.Command {
 	var region string
 	var hours int
 	cmd := &cobra.Command{
-		Use:     "forecast --region R",
-		Short:   "Show the normalised carbon series the planner uses for a region",
+		Use:   "forecast --region R",
+		Short: "Show the normalised carbon series the planner uses for a region",
+		Long: `Show a region's carbon intensity for the next --hours: a sparkline, the
+least and greatest value and when, and a table of every point (hourly for
+most providers). Beyond 72 points the table shows blocks of several hours
+(mean, min, max) and says so; -o json has every point. A series that ends
+before the hours asked for says where it ends.`,
 		Example: "  greenq forecast --region uk-south --hours 48\n  greenq forecast --region uk-south -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -180,14 +192,17 @@ func newForecast(g *globals) *cobra.Command {
 				return err
 			}
 			if region == "" {
-				return greenq.Invalid("region", "is required")
+				return greenq.Invalid("region", "is required (greenq regions lists them)")
 			}
-			if hours < 1 || hours > 24*90 {
-				return greenq.Invalid("hours", "must be between 1 and 2160")
+			if hours < 1 || hours > api.MaxForecastHours {
+				return greenq.Invalid("hours", "must be between 1 and %d, got %d", api.MaxForecastHours, hours)
 			}
+			c := g.client()
 			path := fmt.Sprintf("/v1/forecasts/%s?hours=%d", url.PathEscape(region), hours)
-			var s forecast.Series
-			raw, err := g.client().raw(cmd.Context(), "GET", path, nil)
+			raw, err := c.raw(cmd.Context(), "GET", path, nil)
+			if ge := (*greenq.Error)(nil); errors.As(err, &ge) && ge.Code == greenq.CodeNotFound {
+				return g.unknownRegion(cmd.Context(), c, region)
+			}
 			if err != nil {
 				return err
 			}
@@ -195,40 +210,101 @@ func newForecast(g *globals) *cobra.Command {
 				_, err := g.stdout.Write(raw)
 				return err
 			}
+			var s forecast.Series
 			if err := jsonUnmarshal(raw, &s); err != nil {
 				return err
 			}
-			printSeries(g.stdout, s)
+			g.printSeries(g.stdout, s, hours, g.now())
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&region, "region", "", "region name (required)")
+	cmd.Flags().StringVar(&region, "region", "", "region name (required; greenq regions lists them)")
 	cmd.Flags().IntVar(&hours, "hours", 48, "hours ahead to show")
 	outputFlag(cmd, g)
 	return cmd
 }
 
-func printSeries(w io.Writer, s forecast.Series) {
-	fmt.Fprintf(w, "%s (zone %s) — %s signal from %s, issued %s\n", s.Region, s.Zone, s.Signal, s.Source, s.IssuedAt.Local().Format(time.RFC3339))
+// unknownRegion is the usage error for a region the server does not know,
+// listing those it does.
+func (g *globals) unknownRegion(ctx context.Context, c *client, region string) error {
+	var list struct {
+		Regions []greenq.Region `json:"regions"`
+	}
+	known := ""
+	if c.do(ctx, "GET", "/v1/regions", nil, &list) == nil && len(list.Regions) > 0 {
+		names := make([]string, len(list.Regions))
+		for i, r := range list.Regions {
+			names[i] = r.Name
+		}
+		sort.Strings(names)
+		known = " (known: " + strings.Join(names, ", ") + ")"
+	}
+	return greenq.Invalid("region", "%q is not a region of this server%s", region, known)
+}
+
+// maxSeriesRows is the most points the forecast table shows one a row;
+// beyond, it shows blocks of several points.
+const maxSeriesRows = 72
+
+func (g *globals) printSeries(w io.Writer, s forecast.Series, hours int, now time.Time) {
+	fmt.Fprintf(w, "%s (zone %s): %s signal from %s, issued %s\n", s.Region, s.Zone, s.Signal, s.Source, g.when(s.IssuedAt))
 	if len(s.Points) == 0 {
 		fmt.Fprintln(w, "no points")
 		return
 	}
-	vals := make([]float64, len(s.Points))
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for i, p := range s.Points {
-		vals[i] = p.GCO2PerKWh
-		lo, hi = math.Min(lo, p.GCO2PerKWh), math.Max(hi, p.GCO2PerKWh)
+	pts := s.Points
+	step := pts[0].End.Sub(pts[0].Start)
+	every := "hourly"
+	if step != time.Hour {
+		every = "every " + humanDuration(step)
 	}
-	fmt.Fprintf(w, "%s → %s\n", s.Points[0].Start.Local().Format("Mon 15:04"), s.End().Local().Format("Mon 15:04"))
+	fmt.Fprintf(w, "%s → %s: %d points, %s\n", g.when(pts[0].Start), g.when(s.End()), len(pts), every)
+	if asked := now.Add(time.Duration(hours) * time.Hour); s.End().Before(asked.Add(-time.Hour)) {
+		known := max(0, int(s.End().Sub(now).Round(time.Hour)/time.Hour))
+		fmt.Fprintf(w, "the series ends %s: %d of the %d hours asked for are known (the provider's forecast and greenq's estimate reach no further)\n",
+			g.when(s.End()), known, hours)
+	}
+	vals := make([]float64, len(pts))
+	lo, hi := 0, 0
+	for i, p := range pts {
+		vals[i] = p.GCO2PerKWh
+		if p.GCO2PerKWh < pts[lo].GCO2PerKWh {
+			lo = i
+		}
+		if p.GCO2PerKWh > pts[hi].GCO2PerKWh {
+			hi = i
+		}
+	}
 	fmt.Fprintf(w, "%s\n", sparkline(vals, 96))
-	fmt.Fprintf(w, "min %.0f  max %.0f gCO2e/kWh\n\n", lo, hi)
+	fmt.Fprintf(w, "min %s at %s, max %s at %s (gCO2e/kWh)\n\n", human(pts[lo].GCO2PerKWh), g.when(pts[lo].Start),
+		human(pts[hi].GCO2PerKWh), g.when(pts[hi].Start))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "START\tgCO2e/kWh\tKIND")
-	step := max(1, len(s.Points)/24)
-	for i := 0; i < len(s.Points); i += step {
-		p := s.Points[i]
-		fmt.Fprintf(tw, "%s\t%.1f\t%s\n", p.Start.Local().Format("01-02 15:04"), p.GCO2PerKWh, p.Kind)
+	if len(pts) <= maxSeriesRows {
+		fmt.Fprintln(tw, "START\tgCO2e/kWh\tKIND")
+		for _, p := range pts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", g.when(p.Start), human(p.GCO2PerKWh), p.Kind)
+		}
+		tw.Flush()
+		return
+	}
+	k := (len(pts) + maxSeriesRows - 1) / maxSeriesRows
+	if step > 0 && step <= time.Hour && k*int(step) < int(time.Hour) {
+		k = int(time.Hour / step)
+	}
+	fmt.Fprintf(w, "%s blocks (mean, least and greatest of each; -o json has every point):\n", humanDuration(time.Duration(k)*step))
+	fmt.Fprintln(tw, "START\tMEAN\tMIN\tMAX\tKIND")
+	for i := 0; i < len(pts); i += k {
+		block := pts[i:min(i+k, len(pts))]
+		sum, bl, bh := 0.0, block[0].GCO2PerKWh, block[0].GCO2PerKWh
+		kinds := []string{}
+		for _, p := range block {
+			sum += p.GCO2PerKWh
+			bl, bh = math.Min(bl, p.GCO2PerKWh), math.Max(bh, p.GCO2PerKWh)
+			if !slices.Contains(kinds, string(p.Kind)) {
+				kinds = append(kinds, string(p.Kind))
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", g.when(block[0].Start), human(sum/float64(len(block))), human(bl), human(bh), strings.Join(kinds, "+"))
 	}
 	tw.Flush()
 }
@@ -296,9 +372,9 @@ func newRegions(g *globals) *cobra.Command {
 			}
 			sort.Slice(regions, func(i, j int) bool { return regions[i].Name < regions[j].Name })
 			tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REGION\tZONE\tPROVIDER\tPUE\tUSD/GPU-h\tGPUs\tWORKERS")
+			fmt.Fprintln(tw, "REGION\tZONE\tPROVIDER\tPUE\tPRICE/GPU-h\tGPUs\tWORKERS")
 			for _, r := range regions {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%.2f\t%.2f\t%d\t%d\n", r.Name, r.Zone, r.Provider, r.PUE, r.GPUPriceUSDPerHour, r.Capacity, r.Workers)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\n", r.Name, r.Zone, r.Provider, human(r.PUE), usd(r.GPUPriceUSDPerHour), r.Capacity, r.Workers)
 			}
 			return tw.Flush()
 		},
@@ -309,19 +385,28 @@ func newRegions(g *globals) *cobra.Command {
 
 func newReport(g *globals) *cobra.Command {
 	var (
-		format, tenant, region, from, to, group string
-		tags                                    []string
+		format, output, tenant, region, from, to, group string
+		tags                                            []string
+		totals                                          bool
 	)
 	cmd := &cobra.Command{
 		Use:   "report",
-		Short: "Carbon report over finished jobs: table, json, csv, markdown, html or a paper statement",
+		Short: "Carbon report over finished jobs: table, json, csv, markdown, html, a paper statement or CodeCarbon's emissions.csv",
 		Example: `  greenq report --tag paper=neurips-x --format statement
-  greenq report --tenant vision --from 2026-11-01T00:00:00Z --format markdown
-  greenq report --format html > report.html`,
+  greenq report --tenant vision --from 2026-11-01T00:00:00Z -o markdown
+  greenq report -o html > report.html
+  greenq report -o csv > jobs.csv && greenq report -o csv --totals > totals.csv
+  greenq report --format codecarbon > emissions.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f := cmd.Flags(); f.Changed("output") {
+				if f.Changed("format") && output != format {
+					return usagef("-o %s and --format %s disagree; give one", output, format)
+				}
+				format = output
+			}
 			q := url.Values{}
-			for k, v := range map[string]string{"format": format, "tenant": tenant, "region": region, "from": from, "to": to, "group": group} {
+			for k, v := range map[string]string{"format": format, "tenant": tenant, "region": region, "from": from, "to": to, "group": group, "totals": totalsParam(totals)} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -341,14 +426,25 @@ func newReport(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&format, "format", "table", "table, json, csv, markdown, html or statement")
+	f.StringVar(&format, "format", "table", "table, json, csv, markdown, html, statement or codecarbon (CodeCarbon's emissions.csv)")
+	f.StringVarP(&output, "output", "o", "table", "the same as --format, as other commands take it")
 	f.StringArrayVar(&tags, "tag", nil, "select jobs with this key=value tag (repeatable)")
 	f.StringVar(&tenant, "tenant", "", "select one tenant's jobs (admin tokens)")
 	f.StringVar(&region, "region", "", "select one region")
 	f.StringVar(&group, "group", "", "select one sweep group")
 	f.StringVar(&from, "from", "", "jobs submitted at or after this RFC 3339 time")
 	f.StringVar(&to, "to", "", "jobs submitted before this RFC 3339 time")
+	f.BoolVar(&totals, "totals", false, "with csv: the totals, a row per carbon signal (the job rows carry none)")
 	return cmd
+}
+
+// totalsParam is the report's totals query value: "true", or "" to leave
+// it out.
+func totalsParam(totals bool) string {
+	if totals {
+		return "true"
+	}
+	return ""
 }
 
 func isTerminal(w io.Writer) bool {

@@ -9,9 +9,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/cmd/greenq/internal/config"
@@ -31,19 +33,40 @@ type globals struct {
 	logFormat      string
 	logLevel       string
 
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// now and loc are the clock and the zone times are shown in (default
+	// time.Now and time.Local); sleep waits out a 429's Retry-After
+	// (default a timer). Tests set them.
+	now   func() time.Time
+	loc   *time.Location
+	sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Main runs the command line with args and returns the process exit status:
 // 0 success, 1 failure, 2 bad usage or refused input.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr, getenv: os.Getenv}
+	return mainWith(ctx, args, &globals{stdin: os.Stdin, stdout: stdout, stderr: stderr, getenv: os.Getenv})
+}
+
+// mainWith is Main for g (tests give their own clock, zone and sleep).
+func mainWith(ctx context.Context, args []string, g *globals) int {
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.loc == nil {
+		g.loc = time.Local
+	}
+	if g.sleep == nil {
+		g.sleep = sleepCtx
+	}
+	stderr := g.stderr
 	root := newRoot(g)
 	root.SetArgs(args)
-	root.SetOut(stdout)
+	root.SetOut(g.stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
 	}
@@ -54,6 +77,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return exit.code
 	}
+	err = asFlagError(cmd, err)
 	fmt.Fprintln(stderr, "greenq:", err)
 	var usage usageError
 	if errors.As(err, &usage) {
@@ -106,24 +130,69 @@ job's deadline, runs them on GPU workers and leaves a carbon receipt.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	pf := root.PersistentFlags()
-	pf.StringVar(&g.configPath, "config", "", "config file (env GREENQ_CONFIG)")
-	pf.StringVar(&g.redisURL, "redis", "", "Redis URL (env GREENQ_REDIS_URL; default "+config.DefaultRedisURL+")")
-	pf.StringSliceVar(&g.redisCluster, "redis-cluster", nil, "Redis Cluster seed addresses host:port,… (env GREENQ_REDIS_CLUSTER)")
-	pf.StringVar(&g.sentinelMaster, "redis-sentinel-master", "", "Redis Sentinel master name")
-	pf.StringSliceVar(&g.sentinelAddrs, "redis-sentinel-addrs", nil, "Redis Sentinel addresses host:port,…")
-	pf.StringVar(&g.apiURL, "api", "", "API URL for client commands (env GREENQ_API_URL; default http://127.0.0.1:8080)")
-	pf.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
-	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.configPath, "config", "", "config file (env GREENQ_CONFIG)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error { return g.checkArgs(cmd, args) }
 
-	root.AddCommand(
+	client := []*cobra.Command{
 		newSubmit(g), newStatus(g), newList(g), newCancel(g), newLogs(g), newOutputs(g),
 		newPlan(g), newForecast(g), newRegions(g), newReport(g),
-		newSimulate(g), newServer(g), newWorker(g), newDev(g),
-	)
+	}
+	servers := []*cobra.Command{newServer(g), newWorker(g), newDev(g)}
+	simulate := newSimulate(g)
+	// Each command lists the flags it uses: client commands --api, the
+	// server, worker and dev the Redis and log flags. The others still
+	// accept them (hidden), so a script that passes one everywhere works.
+	for _, c := range client {
+		g.apiFlags(c.Flags(), false)
+		g.serverFlags(c.Flags(), true)
+	}
+	for _, c := range servers {
+		g.apiFlags(c.Flags(), true)
+		g.serverFlags(c.Flags(), false)
+	}
+	g.apiFlags(simulate.Flags(), true)
+	g.serverFlags(simulate.Flags(), true)
+	root.AddCommand(client...)
+	root.AddCommand(simulate)
+	root.AddCommand(servers...)
+	root.AddCommand(newMeter(g))
 	return root
+}
+
+// apiFlags adds --api, hidden where the command does not use it.
+func (g *globals) apiFlags(f *pflag.FlagSet, hidden bool) {
+	f.StringVar(&g.apiURL, "api", "", "API URL (env GREENQ_API_URL; default http://127.0.0.1:8080); the bearer token is read from GREENQ_TOKEN")
+	if hidden {
+		_ = f.MarkHidden("api")
+	}
+}
+
+// serverFlags adds the Redis and log flags, hidden where the command does
+// not use them.
+func (g *globals) serverFlags(f *pflag.FlagSet, hidden bool) {
+	f.StringVar(&g.redisURL, "redis", "", "Redis URL (env GREENQ_REDIS_URL; default "+config.DefaultRedisURL+")")
+	f.StringSliceVar(&g.redisCluster, "redis-cluster", nil, "Redis Cluster seed addresses host:port,… (env GREENQ_REDIS_CLUSTER)")
+	f.StringVar(&g.sentinelMaster, "redis-sentinel-master", "", "Redis Sentinel master name")
+	f.StringSliceVar(&g.sentinelAddrs, "redis-sentinel-addrs", nil, "Redis Sentinel addresses host:port,…")
+	f.StringVar(&g.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	if hidden {
+		for _, name := range []string{"redis", "redis-cluster", "redis-sentinel-master", "redis-sentinel-addrs", "log-format", "log-level"} {
+			_ = f.MarkHidden(name)
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // checkArgs refuses, before any request, usage the API would refuse or
@@ -149,8 +218,10 @@ func (g *globals) checkArgs(cmd *cobra.Command, args []string) error {
 	}
 	switch cmd.Name() {
 	case "status", "cancel", "logs", "outputs":
-		if len(args) == 1 {
-			return checkJobID(args[0])
+		for _, id := range args {
+			if err := checkJobID(id); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/joho/godotenv"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/greenq/greenq"
@@ -93,23 +94,28 @@ func (s *specFlags) jobSpec() (greenq.JobSpec, error) {
 	return js, nil
 }
 
-// flagOfField names submit's flag for a job field, where they differ.
+// flagOfField names the flag that sets a job field, where they differ.
 var flagOfField = map[string]string{
 	"secrets": "secret", "grace_s": "grace", "warn_signal": "signal", "warn_before_s": "signal",
-	"duration_estimate_s": "duration", "max_price_usd_per_gpu_hour": "max-price",
-	"power_w": "power-w", "functional_unit": "functional-unit",
+	"duration_estimate_s": "duration", "max_price_usd_per_gpu_hour": "max-price", "home_region": "home",
+	"power_w": "power-w", "functional_unit": "functional-unit", "tags": "tag",
 }
 
-// asFlagError renames a job field in a validation error to the flag that
-// sets it, so the CLI says --max-price where the API says
-// max_price_usd_per_gpu_hour.
-func asFlagError(err error) error {
+// asFlagError renames the field of a validation error to the flag of cmd
+// that sets it (--max-price where the API says max_price_usd_per_gpu_hour,
+// --deadline for deadline), so the message names what the user typed.
+// Errors about anything else pass unchanged.
+func asFlagError(cmd *cobra.Command, err error) error {
 	var e *greenq.Error
-	if !errors.As(err, &e) || e.Field == "" {
+	if cmd == nil || !errors.As(err, &e) || e.Field == "" || strings.HasPrefix(e.Field, "-") {
 		return err
 	}
-	if f, ok := flagOfField[e.Field]; ok {
-		return &greenq.Error{Code: e.Code, Field: f, Message: e.Message}
+	name := e.Field
+	if f, ok := flagOfField[name]; ok {
+		name = f
 	}
-	return err
+	if cmd.Flags().Lookup(name) == nil {
+		return err
+	}
+	return &greenq.Error{Code: e.Code, Field: "--" + name, Message: e.Message}
 }

@@ -40,6 +40,7 @@ func newWorker(g *globals) *cobra.Command {
 		wc            worker.Config
 		metricsListen string
 		engine        string
+		ex            executorFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "worker --region R",
@@ -54,7 +55,12 @@ within --grace and pauses interruptible ones at a checkpoint.`,
 			if wc.Region == "" {
 				return greenq.Invalid("region", "is required: the region whose queue this worker serves")
 			}
-			if wc.GPUs < 1 {
+			if err := ex.check(cmd.Flags()); err != nil {
+				return err
+			}
+			if (ex.name == executorSlurm || ex.name == executorKubernetes) && !cmd.Flags().Changed("gpus") {
+				wc.GPUs = 0 // the cluster's largest node
+			} else if wc.GPUs < 1 {
 				return greenq.Invalid("gpus", "must be at least 1, got %d", wc.GPUs)
 			}
 			if wc.Concurrency < 0 {
@@ -65,6 +71,7 @@ within --grace and pauses interruptible ones at a checkpoint.`,
 				return err
 			}
 			w := &stack.Worker{Config: cfg, Worker: wc, MetricsListen: metricsListen, ContainerEngine: engine, Logger: g.logger("worker")}
+			ex.apply(w)
 			return w.Run(cmd.Context())
 		},
 	}
@@ -82,6 +89,7 @@ within --grace and pauses interruptible ones at a checkpoint.`,
 	f.StringVar(&wc.CheckpointRoot, "checkpoint-dir", "", "where interruptible jobs keep GREENQ_CHECKPOINT_DIR; shared storage every worker a job may move to can reach (default $TMPDIR/greenq-checkpoints)")
 	f.StringVar(&engine, "container-engine", "", "podman or docker, for jobs with --image (default whichever is installed)")
 	addRunAs(f, &wc)
+	ex.flags(f)
 	return cmd
 }
 

@@ -254,6 +254,10 @@ func (c *Config) setDefaults() {
 		if r.PUE == 0 {
 			r.PUE = 1
 		}
+		if r.EmbodiedGCO2PerGPUHour == 0 {
+			// The server shares each region's factor with the workers.
+			r.EmbodiedGCO2PerGPUHour = c.Worker.EmbodiedGCO2PerGPUHour
+		}
 		// A cloud region's name says where it draws power: fill the zone
 		// from the built-in table unless the config names one.
 		if r.Zone == "" {
@@ -310,6 +314,12 @@ func (c Config) Validate() error {
 		}
 		if p := r.GPUPriceUSDPerHour; p < 0 || math.IsNaN(p) || math.IsInf(p, 0) {
 			return greenq.Invalid(f+".gpu_price_usd_per_hour", "must be a finite number ≥ 0")
+		}
+		if e := r.EmbodiedGCO2PerGPUHour; math.IsNaN(e) || math.IsInf(e, 0) {
+			return greenq.Invalid(f+".embodied_gco2_per_gpu_hour", "must be a finite number (negative: none)")
+		}
+		if m := r.MaxGPUsPerWorker; m < 0 || m > greenq.MaxGPUs {
+			return greenq.Invalid(f+".max_gpus_per_worker", "must be between 1 and %d (the most GPUs one worker or cluster node of %q offers; omit when unknown), got %d", greenq.MaxGPUs, r.Name, m)
 		}
 		for k, s := range r.PriceSchedule {
 			if s.FromHour < 0 || s.FromHour > 23 || s.ToHour < 0 || s.ToHour > 24 || s.USDPerGPUHour < 0 {

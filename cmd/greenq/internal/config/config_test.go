@@ -17,7 +17,7 @@ replan: "@every 5s"
 objective: {carbon_price_usd_per_tonne: 100}
 regions:
   - {name: eu-north, zone: SE, provider: electricitymaps, pue: 1.1, gpu_price_usd_per_hour: 2.5}
-  - {name: uk-south, zone: GB}
+  - {name: uk-south, zone: GB, max_gpus_per_worker: 8}
 tokens:
   - {tenant: alice, sha256: 2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90}
 `
@@ -38,6 +38,7 @@ func TestParseGood(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, time.Second, time.Duration(c.Slot))
 	require.Equal(t, []string{"eu-north", "uk-south"}, c.RegionNames())
+	require.Equal(t, 8, c.Regions[1].MaxGPUsPerWorker)
 	require.Equal(t, "file", c.Regions[1].Provider, "provider defaults to file")
 	require.Equal(t, 1.0, c.Regions[1].PUE, "PUE defaults to 1")
 	require.Equal(t, "127.0.0.1:8080", c.Listen)
@@ -75,6 +76,7 @@ func TestParseBad(t *testing.T) {
 		{"pue below 1", "regions: [{name: a, zone: SE, pue: 0.5}]\n", "regions[0].pue"},
 		{"negative price", "regions: [{name: a, zone: SE, gpu_price_usd_per_hour: -2}]\n", "regions[0].gpu_price_usd_per_hour"},
 		{"bad schedule", "regions: [{name: a, zone: SE, price_schedule: [{from_hour: 25, to_hour: 3, usd_per_gpu_hour: 1}]}]\n", "regions[0].price_schedule[0]"},
+		{"negative max gpus per worker", "regions: [{name: a, zone: SE, max_gpus_per_worker: -1}]\n", "regions[0].max_gpus_per_worker"},
 		{"token without tenant", region + "tokens: [{sha256: 2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90}]\n", "tokens[0].tenant"},
 		{"token in clear", region + "tokens: [{tenant: a, sha256: hunter2}]\n", "tokens[0].sha256"},
 		{"tls half", region + "tls: {cert: c.pem}\n", "tls"},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,17 +116,7 @@ func (d *Dev) Run(ctx context.Context) error {
 		Config: cfg, Logger: d.Logger, Gatherers: gatherers, Listener: d.Listener,
 		Ready: func(addr string) {
 			if d.Out != nil {
-				fmt.Fprintf(d.Out, `
-greenq dev is running: API and dashboard on http://%[1]s
-demo regions: uk-south (GB), us-west (California), ca-central (Ontario) — real 2024 carbon history replayed onto today's dates
-
-Try, in another terminal:
-  bin/greenq submit --deadline 3m --duration 20s -- sh -c 'echo hi'
-  bin/greenq submit --deadline 24h --duration 2h --regions uk-south -- sh -c 'echo trained'
-  bin/greenq plan
-  bin/greenq forecast --region uk-south
-
-`, addr)
+				fmt.Fprint(d.Out, devBanner(addr))
 			}
 			if d.Ready != nil {
 				d.Ready(addr)
@@ -140,4 +131,31 @@ Try, in another terminal:
 		return err
 	}
 	return <-errs
+}
+
+// defaultAPIAddr is where client commands look for the API when neither
+// --api nor GREENQ_API_URL says otherwise.
+const defaultAPIAddr = "127.0.0.1:8080"
+
+// devBanner is greenq dev's greeting for the API at addr: where it is and
+// commands to try, which say how to reach it when it is not where client
+// commands look by default.
+func devBanner(addr string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `
+greenq dev is running: API and dashboard on http://%s
+demo regions: uk-south (GB), us-west (California), ca-central (Ontario) — real 2024 carbon history replayed onto today's dates
+
+Try, in another terminal:
+`, addr)
+	if addr != defaultAPIAddr {
+		fmt.Fprintf(&b, "  export GREENQ_API_URL=http://%s   # the API is not on the default %s\n", addr, defaultAPIAddr)
+	}
+	b.WriteString(`  bin/greenq submit --deadline 3m --duration 20s -- sh -c 'echo hi'
+  bin/greenq submit --deadline 24h --duration 2h --regions uk-south -- sh -c 'echo trained'
+  bin/greenq plan
+  bin/greenq forecast --region uk-south
+
+`)
+	return b.String()
 }

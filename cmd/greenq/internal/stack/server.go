@@ -26,6 +26,7 @@ import (
 	"github.com/greenq/greenq/forecast/watttime"
 	"github.com/greenq/greenq/policy"
 	"github.com/greenq/greenq/queue"
+	"github.com/greenq/greenq/worker"
 )
 
 // Server is greenq's server process: the API on every replica; the
@@ -147,9 +148,15 @@ func (s *Server) Run(ctx context.Context) error {
 		regions[i] = refresh.Region{Name: r.Name, Zone: r.Zone, Provider: r.Provider}
 		schedules[r.Provider] = s.Config.Refresh
 	}
+	// Receipts written from forecasts are restated once a refresh brings
+	// the actuals for their hours.
+	restater, err := worker.NewRestater(worker.RestaterConfig{Store: store, Regions: s.Config.Regions, Now: s.Now, Logger: log})
+	if err != nil {
+		return err
+	}
 	refresher, err := refresh.New(refresh.Config{
 		Regions: regions, Providers: providers, Schedules: schedules, Store: store,
-		OnChange: func(string) { planner.Trigger() }, Registerer: s.Registry, Logger: log, Now: s.Now,
+		OnChange: func(string) { planner.Trigger(); restater.Trigger() }, Registerer: s.Registry, Logger: log, Now: s.Now,
 	})
 	if err != nil {
 		return err
@@ -210,7 +217,7 @@ func (s *Server) Run(ctx context.Context) error {
 			log.Info("leading: planning, releasing and refreshing forecasts")
 			var lw sync.WaitGroup
 			for name, run := range map[string]func(context.Context) error{
-				"planner": planner.Run, "releaser": releaser.Run, "refresh": refresher.Run,
+				"planner": planner.Run, "releaser": releaser.Run, "refresh": refresher.Run, "restate": restater.Run,
 			} {
 				lw.Add(1)
 				go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/greenq/greenq/queue"
 	"github.com/greenq/greenq/worker"
 	"github.com/greenq/greenq/worker/executor/container"
+	"github.com/greenq/greenq/worker/executor/slurm"
 )
 
 // Worker is a worker process: it serves one region's queue with this
@@ -28,8 +30,18 @@ type Worker struct {
 	// ContainerEngine is podman or docker for jobs with an image; default
 	// whichever is installed (none: such jobs fail, saying why).
 	ContainerEngine string
-	Logger          *slog.Logger
-	Registry        *prometheus.Registry
+	// Executor names what runs jobs: "process" (the default) or "slurm"
+	// (Slurm is then its configuration).
+	Executor string
+	// Slurm configures the Slurm executor; its Logger is set here.
+	Slurm *slurm.Config
+	// SlurmMeter is the greenq binary, as Slurm's nodes see it, that wraps
+	// each command (greenq meter); "" means this binary, "none" none.
+	SlurmMeter string
+	// Kube configures the Kubernetes executor (Executor "kubernetes").
+	Kube     *Kube
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
 }
 
 // Run serves until ctx ends, then stops gracefully (see worker.Worker.Run).
@@ -72,6 +84,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	if wc.PassEnv == nil {
 		wc.PassEnv = w.Config.Worker.PassEnv
+	}
+	if err := w.setExecutor(ctx, &wc); err != nil {
+		return err
+	}
+	if c, ok := wc.Executor.(io.Closer); ok {
+		defer c.Close() // after the last job has drained
 	}
 	if wc.Containers == nil {
 		ce, err := container.New(container.Config{Engine: w.ContainerEngine, Logger: w.Logger})
