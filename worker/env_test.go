@@ -225,7 +225,12 @@ func TestControlFileIsTheWorkers(t *testing.T) {
 	}
 	target := filepath.Join(t.TempDir(), "must-stay-empty")
 	require.NoError(t, os.WriteFile(target, nil, 0o644))
-	b := setup(t, func(c *Config) { c.RunAsUser = "nobody"; c.WorkRoot = shareable(t); c.RunRoot = shareable(t); c.OutputRoot = shareable(t) })
+	b := setup(t, func(c *Config) {
+		c.RunAsUser = "nobody"
+		c.WorkRoot = shareable(t)
+		c.RunRoot = shareable(t)
+		c.OutputRoot = shareable(t)
+	})
 	readyDir := shareable(t)
 	require.NoError(t, os.Chmod(readyDir, 0o777)) // the job, as nobody, writes here
 	ready := filepath.Join(readyDir, "ready")
