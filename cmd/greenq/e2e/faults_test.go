@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,17 +235,22 @@ func TestRedisFull(t *testing.T) {
 	ctx := context.Background()
 	filler := strings.Repeat("x", 32<<10)
 	var fill []string
-	for i := 0; ; i++ {
-		k := "e2e:fill:" + string(rune('a'+i%26)) + strings.Repeat("-", i/26)
-		err := c.Set(ctx, k, filler, 0).Err()
-		if err != nil {
-			require.Contains(t, err.Error(), "OOM", "filling Redis")
-			break
+	// fillUp writes fillers until Redis refuses one; called again before
+	// each check, since the server's own periodic writes and expiries move
+	// the edge.
+	fillUp := func() {
+		for i := len(fill); ; i++ {
+			k := "e2e:fill:" + strconv.Itoa(i)
+			err := c.Set(ctx, k, filler, 0).Err()
+			if err != nil {
+				require.Contains(t, err.Error(), "OOM", "filling Redis")
+				return
+			}
+			fill = append(fill, k)
+			require.Less(t, i, 10000, "Redis never filled up")
 		}
-		fill = append(fill, k)
-		require.Less(t, i, 10000, "Redis never filled up")
 	}
-	keysBefore := redisKeys(t, r)
+	fillUp()
 	jobsBefore := srv.API.jobs(t)
 
 	for _, req := range []greenq.SubmitRequest{
@@ -252,6 +258,7 @@ func TestRedisFull(t *testing.T) {
 		{Command: []string{"true"}, Deadline: "1h", Trials: 20},
 		{Command: []string{"true"}, Deadline: "1h", Key: "idem-1"},
 	} {
+		fillUp()
 		st, raw, err := srv.API.do("POST", "/v1/jobs", req)
 		require.NoError(t, err)
 		require.Equal(t, http.StatusServiceUnavailable, st, "%s", raw)
@@ -262,6 +269,8 @@ func TestRedisFull(t *testing.T) {
 		require.Equal(t, "unavailable", e.Error.Code)
 		require.Contains(t, e.Error.Message, "maxmemory")
 	}
+	fillUp()
+	keysBefore := redisKeys(t, r)
 	code, out, errOut := cli(t, "submit", "--api", srv.URL, "--deadline", "1h", "--", "true")
 	require.Equal(t, 1, code, "stdout %q", out)
 	require.Contains(t, errOut, "maxmemory")

@@ -24,7 +24,7 @@ func TestReadmeTourSweep(t *testing.T) {
 	require.Equal(t, 0, code, errOut)
 	ids := strings.Fields(out)
 	require.Len(t, ids, 4, "stdout is the trials' ids, one a line: %q", out)
-	m := regexp.MustCompile(`^group (\S+): 4 trials \(greenq list --group (\S+); greenq cancel --group (\S+)\)\n$`).FindStringSubmatch(errOut)
+	m := regexp.MustCompile(`(?m)^group (\S+): 4 trials \(greenq list --group (\S+); greenq cancel --group (\S+)\)$`).FindStringSubmatch(errOut)
 	require.NotNil(t, m, "stderr names the group: %q", errOut)
 	group := m[1]
 
