@@ -152,23 +152,31 @@ func TestImageWithoutEngineFailsClearly(t *testing.T) {
 // grace when it sets one.
 func TestStopIsTermThenGraceThenKill(t *testing.T) {
 	t.Parallel()
+	none := func(bundle, string) {}
 	tests := []struct {
-		name  string
-		stop  func(b bundle, id string)
-		state greenq.State
-		trap  string // what the job does on TERM
-		exit  int
+		name     string
+		stop     func(b bundle, id string)
+		deadline time.Duration // from submit; 0 = an hour
+		state    greenq.State
+		trap     string // what the job does on TERM
+		exit     int
 	}{
-		{"cancel, job exits on TERM", func(b bundle, id string) { b.fs.cancel(id) }, greenq.StateCancelled, `echo stopped; exit 5`, 5},
-		{"cancel, job ignores TERM", func(b bundle, id string) { b.fs.cancel(id) }, greenq.StateCancelled, ``, 128 + int(syscall.SIGKILL)},
-		{"drain then abandon, job exits on TERM", func(b bundle, _ string) { b.w.drain(); b.w.abandonRunning() }, "", `echo stopped; exit 0`, 0},
+		{"cancel, job exits on TERM", func(b bundle, id string) { b.fs.cancel(id) }, 0, greenq.StateCancelled, `echo stopped; exit 5`, 5},
+		{"cancel, job ignores TERM", func(b bundle, id string) { b.fs.cancel(id) }, 0, greenq.StateCancelled, ``, 128 + int(syscall.SIGKILL)},
+		{"deadline, job exits on TERM", none, 1500 * time.Millisecond, greenq.StateFailed, `echo stopped; exit 0`, 0},
+		{"deadline, job ignores TERM", none, 1500 * time.Millisecond, greenq.StateFailed, ``, 128 + int(syscall.SIGKILL)},
+		{"drain then abandon, job exits on TERM", func(b bundle, _ string) { b.w.drain(); b.w.abandonRunning() }, 0, "", `echo stopped; exit 0`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t, func(c *Config) { c.Grace = time.Hour }) // the job's grace_s must be the one used
 			ready := fifo(t, b.dir)
-			id := b.submit(t, greenq.Job{JobSpec: greenq.JobSpec{GraceS: 1},
+			dl := tt.deadline
+			if dl == 0 {
+				dl = time.Hour
+			}
+			id := b.submit(t, greenq.Job{JobSpec: greenq.JobSpec{GraceS: 1}, Deadline: time.Now().Add(dl),
 				Command: []string{"sh", "-c", `trap '` + tt.trap + `' TERM; echo > "$0"; while :; do sleep 0.05; done`, ready}})
 			errc := b.process(context.Background(), id)
 			readFifo(t, ready)
@@ -180,8 +188,11 @@ func TestStopIsTermThenGraceThenKill(t *testing.T) {
 				return
 			}
 			f := b.waitFinish(t)
-			require.Equal(t, tt.state, f.f.State)
+			require.Equal(t, tt.state, f.f.State, f.f.Error)
 			require.Equal(t, tt.exit, f.f.ExitCode)
+			if tt.trap != "" {
+				require.Contains(t, b.fs.log(id), "stopped", "the job's TERM trap ran")
+			}
 		})
 	}
 }
@@ -268,5 +279,33 @@ func waitPath(t *testing.T, p string, log func() string) {
 		}
 		require.True(t, time.Now().Before(deadline), "%s did not appear; job log: %s", p, log())
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Checkpoints left by jobs that ended long ago are swept; a paused job's
+// and a recent one are kept.
+func TestSweepCheckpoints(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	b := setup(t, func(c *Config) { c.CheckpointRoot = root; c.CheckpointRetention = time.Hour })
+	old := time.Now().Add(-2 * time.Hour)
+	for id, st := range map[string]greenq.State{"failed-old": greenq.StateFailed, "paused-old": greenq.StatePlanned,
+		"failed-new": greenq.StateFailed} {
+		b.submit(t, greenq.Job{ID: id, State: st, Interruptible: true})
+		require.NoError(t, os.MkdirAll(filepath.Join(root, id), 0o700))
+		f := filepath.Join(root, id, "step")
+		require.NoError(t, os.WriteFile(f, []byte("3"), 0o600))
+		if id != "failed-new" {
+			require.NoError(t, os.Chtimes(f, old, old))
+		}
+	}
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "gone-old"), 0o700)) // no such job
+	require.NoError(t, os.WriteFile(filepath.Join(root, "gone-old", "step"), []byte("1"), 0o600))
+	require.NoError(t, os.Chtimes(filepath.Join(root, "gone-old", "step"), old, old))
+
+	b.w.sweepCheckpoints(context.Background())
+	for id, kept := range map[string]bool{"failed-old": false, "gone-old": false, "paused-old": true, "failed-new": true} {
+		_, err := os.Stat(filepath.Join(root, id, "step"))
+		require.Equal(t, kept, err == nil, id)
 	}
 }
