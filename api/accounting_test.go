@@ -119,3 +119,15 @@ func TestReportTotalsAndCodeCarbon(t *testing.T) {
 	_, field, _ := res.err(t)
 	require.Equal(t, "totals", field)
 }
+
+// TestBatchRefusesAPriceCapNoRegionMeets: all or none, naming the job.
+func TestBatchRefusesAPriceCapNoRegionMeets(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{})
+	res := b.do(t, "POST", "/v1/jobs:batch", aliceToken, body(`{"jobs":[{"command":["a"],"deadline":"1h"},{"command":["b"],"deadline":"1h","max_price_usd_per_gpu_hour":0.5}]}`))
+	require.Equal(t, http.StatusBadRequest, res.Status, "%s", res.Body)
+	_, field, msg := res.err(t)
+	require.Equal(t, "jobs[1].max_price_usd_per_gpu_hour", field)
+	require.Contains(t, msg, "could never run")
+	require.Zero(t, b.store.submits, "nothing stored")
+}

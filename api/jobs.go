@@ -235,6 +235,9 @@ func (s *Server) validateBatch(r *http.Request, reqs []greenq.SubmitRequest) err
 		if err := greenq.CheckFitsWorkers(c.GPUs, c.Regions, regions); err != nil {
 			return prefixField(err, fmt.Sprintf("jobs[%d].", i))
 		}
+		if err := greenq.CheckPriceCap(c.MaxPriceUSDPerGPUHour, c.Regions, regions); err != nil {
+			return prefixField(err, fmt.Sprintf("jobs[%d].", i))
+		}
 		total += c.Trials
 	}
 	if total > greenq.MaxTrials {

@@ -270,6 +270,12 @@ func TestRedisACLRoles(t *testing.T) {
 	// authenticate as greenq-worker.
 	ws, err := queue.NewStore(workerRDB, queue.Config{Logger: aclLogger(t)})
 	require.NoError(t, err)
+	// It reads the region facts the server shares, for its receipts.
+	require.NoError(t, srv.PublishRegions(ctx))
+	facts, ok, err := ws.SharedRegions(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, 1.2, facts.Regions[0].PUE)
 	fs := &finishStore{Store: ws, finished: make(chan finishEvent, 8)}
 	w, err := worker.New(worker.Config{
 		Region: region, GPUs: 1, ID: "acl-worker", Grace: 2 * time.Second,

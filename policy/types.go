@@ -273,7 +273,9 @@ type Result struct {
 // ReleaseAt is the release rule the server and the back-test share: an urgent
 // job is released at now; any other at the start of its first segment, or at
 // now if that start has passed. A job with no segments is released at now.
-// A caller releases a job once ReleaseAt(a, now) is not after now.
+// A caller releases a job once ReleaseAt(a, now) is not after now. A Held
+// assignment has no window and is never to be released: callers check
+// Held first.
 func ReleaseAt(a Assignment, now time.Time) time.Time {
 	if a.Urgent || len(a.Segments) == 0 {
 		return now

@@ -33,7 +33,16 @@
 // calls policy.Plan and stores the plans (SetPlans), never touching a job
 // that is released or being released. Planner.Run repeats that on a cron
 // schedule and whenever triggered; submissions and new forecasts on any
-// replica trigger it through Redis pub/sub.
+// replica trigger it through Redis pub/sub. Each round also shares the
+// configured regions' facts (PUE, prices, embodied factor) with the
+// workers (PublishRegions, SharedRegions), so receipts use what the plans
+// used. A job with no window under its price cap is held: it stays
+// pending with a held plan, is never released, and expires at its
+// deadline saying why.
+//
+// Finish files a receipt that rests on forecast intensities for
+// restating (RestateCandidates, Restate), which the server does once the
+// provider's actuals for the run's hours arrive.
 //
 // Releaser.Run sleeps until the earliest planned start (or an urgent plan)
 // and releases each due job: it claims a release number (idempotently),

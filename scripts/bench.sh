@@ -39,7 +39,7 @@ fi
   echo "$(go version | cut -d' ' -f3), Redis $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'). The machine is shared and noisy: figures"
   echo "that matter are given as ratios against a baseline measured in the same run."
   echo
-  for f in submit load release planner lwa_scenario_1 lwa_scenario_2 multi_region vintages single_region five_regions forecast_horizon speed forecaster gpu; do
+  for f in submit load release planner lwa_scenario_1 lwa_scenario_2 multi_region vintages single_region five_regions working_hours forecast_horizon speed forecaster gpu; do
     for g in "$out/$f".md "$out/$f"*.md; do
       [ -f "$g" ] || continue
       cat "$g"; echo

@@ -45,6 +45,13 @@
 //
 // ComputeReceipt turns the measured energy and the region's stored carbon
 // series into a receipt: gCO2e = kWh × PUE × intensity, the run-now
-// baseline for the same energy, the saving, and the Software Carbon
-// Intensity (ISO/IEC 21031).
+// baseline (the same energy at submit in the job's home region), the saving
+// split into what waiting and what moving saved, the cost (GPU-hours run ×
+// the price in force), and the Software Carbon Intensity (ISO/IEC 21031).
+// PUE, prices and the embodied factor are the server's region
+// configuration, read from Redis (facts.go); a worker's own configuration
+// counts only until the server has shared one, and where it disagrees the
+// worker logs so once. Restater, which the server runs after each forecast
+// refresh, restates receipts written from forecasts once the provider's
+// actuals for their hours arrive.
 package worker

@@ -61,7 +61,7 @@ func (w *Worker) regionFacts(ctx context.Context) map[string]greenq.Region {
 		return c.facts
 	case !found:
 		w.once(c, "none", func() {
-			w.log.Warn("the server has not shared its region configuration yet: receipts use this worker's own (PUE 1 where it names none) until it does")
+			w.log.Info("the server has not shared its region configuration yet: receipts use this worker's own (PUE 1 where it names none) until it does")
 		})
 		c.at = now
 		return c.facts

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +24,9 @@ type Fixture struct {
 	Zone     string
 	From, To time.Time
 	// OK maps URL paths to the bodies of a good answer; the longest path
-	// prefix matching a request wins. A path with no match answers 404.
+	// prefix matching a request wins. A path with no match answers 404. A
+	// key may end in a query ("/api?documentType=A69"): it then matches
+	// only requests whose query has those values.
 	OK map[string]string
 	// Empty is like OK, but the data paths answer with no points, in the
 	// provider's own shape.
@@ -40,8 +43,8 @@ type Fixture struct {
 	// Check, when set, inspects every request and returns a complaint ("" when
 	// the request is fine), e.g. a missing auth header.
 	Check func(r *http.Request) string
-	// History lists the path prefixes of the provider's history (actuals)
-	// calls, when it makes them apart from its forecast call. The suite then
+	// History lists the path prefixes (with queries, as OK's keys) of the
+	// provider's history (actuals) calls, when it makes them apart from its forecast call. The suite then
 	// breaks only those (404, 401, 5xx, garbage) and requires the forecast
 	// to come back anyway, the history labelled missing.
 	History []string
@@ -58,7 +61,7 @@ type server struct {
 	t      *testing.T
 	fx     Fixture
 	mu     sync.Mutex
-	broken func(path string) (response, bool)
+	broken func(r *http.Request) (response, bool)
 	routes map[string]string
 }
 
@@ -71,8 +74,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	broken, routes := s.broken, s.routes
 	s.mu.Unlock()
-	if broken != nil && !s.kept(r.URL.Path) {
-		if resp, ok := broken(r.URL.Path); ok {
+	if broken != nil && !s.kept(r) {
+		if resp, ok := broken(r); ok {
 			for k, v := range resp.header {
 				w.Header().Set(k, v)
 			}
@@ -83,7 +86,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	best := ""
 	for p := range routes {
-		if strings.HasPrefix(r.URL.Path, p) && len(p) > len(best) {
+		if matches(p, r) && len(p) > len(best) {
 			best = p
 		}
 	}
@@ -91,17 +94,45 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write([]byte(routes[best]))
+	body := routes[best]
+	if strings.HasPrefix(strings.TrimSpace(body), "<") {
+		w.Header().Set("Content-Type", "application/xml")
+	} else {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	_, _ = w.Write([]byte(body))
 }
 
-func (s *server) kept(path string) bool {
+func (s *server) kept(r *http.Request) bool {
 	for _, k := range s.fx.Keep {
-		if strings.HasPrefix(path, k) {
+		if matches(k, r) {
 			return true
 		}
 	}
 	return false
+}
+
+// matches reports whether pattern, a path prefix optionally followed by
+// "?k=v&…", matches r: its path starts with the prefix and its query holds
+// every value the pattern names.
+func matches(pattern string, r *http.Request) bool {
+	path, query, _ := strings.Cut(pattern, "?")
+	if !strings.HasPrefix(r.URL.Path, path) {
+		return false
+	}
+	want, err := url.ParseQuery(query)
+	if err != nil {
+		return false
+	}
+	got := r.URL.Query()
+	for k, vs := range want {
+		for _, v := range vs {
+			if got.Get(k) != v {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // RunProviderSuite runs the conformance cases against the provider that
@@ -112,7 +143,7 @@ func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Pr
 	type testCase struct {
 		name   string
 		routes map[string]string
-		broken func(string) (response, bool)
+		broken func(*http.Request) (response, bool)
 		ctx    func() context.Context
 		ok     bool // the fetch must succeed
 		check  func(t *testing.T, s forecast.Series, err error)
@@ -172,9 +203,9 @@ func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Pr
 		if len(fx.History) == 0 {
 			break
 		}
-		cases = append(cases, testCase{name: "history " + hd.name + ", forecast up", routes: fx.OK, ok: true, broken: func(path string) (response, bool) {
+		cases = append(cases, testCase{name: "history " + hd.name + ", forecast up", routes: fx.OK, ok: true, broken: func(r *http.Request) (response, bool) {
 			for _, h := range fx.History {
-				if strings.HasPrefix(path, h) {
+				if matches(h, r) {
 					return hd.resp, true
 				}
 			}
@@ -224,8 +255,8 @@ func RunProviderSuite(t *testing.T, newProvider func(baseURL string) forecast.Pr
 	}
 }
 
-func always(r response) func(string) (response, bool) {
-	return func(string) (response, bool) { return r, true }
+func always(r response) func(*http.Request) (response, bool) {
+	return func(*http.Request) (response, bool) { return r, true }
 }
 
 // failsAsData requires an error that says the payload was empty or unusable.

@@ -38,8 +38,29 @@ func tuneCases(t *testing.T, data string, years []int, n int) (single, five []tu
 	return single, five
 }
 
+// tuneWorkingHours builds the same cases with the working-hours shape.
+func tuneWorkingHours(t *testing.T, data string, years []int, n int) (single, five []tuneCase) {
+	t.Helper()
+	ts := newTraceSampler(t, data)
+	all := map[string]forecast.Series{}
+	for _, z := range benchZones {
+		all[z] = loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
+	}
+	for _, y := range years {
+		from, to := time.Date(y, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(y, 12, 27, 0, 0, 0, 0, time.UTC)
+		for i, z := range benchZones {
+			single = append(single, tuneCase{name: fmt.Sprintf("wh %s %d", z, y), carbon: map[string]forecast.Series{z: all[z]},
+				jobs: ts.workingHours(t, n, from, to, []string{z}, uint64(y*10+i))})
+		}
+		five = append(five, tuneCase{name: fmt.Sprintf("wh five %d", y), carbon: all, jobs: ts.workingHours(t, n, from, to, benchZones, uint64(y))})
+	}
+	return single, five
+}
+
 // TestTuneBacktest compares back-test settings (tick, hysteresis,
-// forecaster) on 2021–2022 (tuning) or the years in GREENQ_TUNE_YEARS.
+// forecaster) on 2021–2022 (tuning) or the years in GREENQ_TUNE_YEARS, on
+// both workload shapes (uniform slack and working hours), each line with
+// the reference policy's mean beside greenq's.
 // It runs only with GREENQ_BENCH_TUNE=1.
 func TestTuneBacktest(t *testing.T) {
 	if os.Getenv("GREENQ_BENCH_TUNE") != "1" {
@@ -57,6 +78,7 @@ func TestTuneBacktest(t *testing.T) {
 		}
 	}
 	single, five := tuneCases(t, data, years, 1500)
+	whSingle, whFive := tuneWorkingHours(t, data, years, 1500)
 	var lwa []tuneCase
 	if os.Getenv("GREENQ_TUNE_LWA") == "1" {
 		for _, reg := range lwaRegions {
@@ -74,22 +96,25 @@ func TestTuneBacktest(t *testing.T) {
 		t0 := time.Now()
 		var line strings.Builder
 		score := func(label string, cs []tuneCase) {
-			var sum float64
+			var sum, ref float64
 			misses := 0
 			for _, c := range cs {
 				cfg := v.cfg
 				cfg.Carbon, cfg.Jobs = c.carbon, c.jobs
 				r, _ := runTimed(t, cfg)
 				sum += r.FractionOfOracleSavings
+				ref += refFraction(r)
 				misses += r.Policies.GreenQ.DeadlineMisses
 				fmt.Fprintf(&line, " %s=%.3f", c.name, r.FractionOfOracleSavings)
 			}
 			if len(cs) > 0 {
-				fmt.Printf("%-28s %s mean=%.3f misses=%d\n", v.name, label, sum/float64(len(cs)), misses)
+				fmt.Printf("%-28s %s mean=%.3f misses=%d (reference %.3f)\n", v.name, label, sum/float64(len(cs)), misses, ref/float64(len(cs)))
 			}
 		}
 		score("single", single)
 		score("five  ", five)
+		score("wh-single", whSingle)
+		score("wh-five  ", whFive)
 		score("lwa   ", lwa)
 		fmt.Printf("   %s [%s]\n", line.String(), time.Since(t0).Round(time.Millisecond))
 	}

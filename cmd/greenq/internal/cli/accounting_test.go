@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -72,4 +73,43 @@ func TestMaxPriceRefusalNamesTheFlag(t *testing.T) {
 	r := runOut(t, nil, srv, "submit", "--deadline", "1h", "--max-price", "0.5", "--", "true")
 	require.Equal(t, 2, r.code)
 	require.Contains(t, r.stderr, "greenq: --max-price: $0.50 per GPU-hour is below the lowest price")
+}
+
+// TestExplainRowWithoutWindow: a region with no window (over the price
+// cap) shows dashes, not a zero time that reads "now, 0 g, $0.00".
+func TestExplainRowWithoutWindow(t *testing.T) {
+	t.Parallel()
+	stub := newStub()
+	stub.json("GET /v1/plan", 200, map[string]any{
+		"job": map[string]any{"id": "01cap", "name": "capped", "state": "pending", "gpus": 1, "submitted_at": outNow, "deadline": outNow,
+			"expected_gco2": 0, "expected_cost_usd": 0, "expected_kwh": 0, "saved_gco2": 0, "deferred": false},
+		"alternatives": []map[string]any{{"region": "uk-south", "expected_gco2": 0, "expected_cost_usd": 0,
+			"rejected": "its price, $1.28/GPU-h at the cheapest, is over the job's cap of $0.50"}},
+		"why": "held: no window before the deadline is under the price cap of $0.50/GPU-h in any allowed region"})
+	srv := httptest.NewServer(stub)
+	defer srv.Close()
+	r := runOut(t, nil, srv, "plan", "--explain", "01cap")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `uk-south\s+–\s+–\s+–\s+–\s+its price`, r.stdout)
+	require.NotContains(t, r.stdout, "01-01")
+	require.NotContains(t, r.stdout, "$0.00")
+}
+
+// TestStatusShowsTheAccounting: status shows the saving's split, the
+// measured cost and a restatement.
+func TestStatusShowsTheAccounting(t *testing.T) {
+	t.Parallel()
+	j := finishedJob()
+	at, g := outNow.Add(-time.Hour), 0.12
+	j.Receipt.SavedByWaitingGCO2, j.Receipt.SavedByMovingGCO2, j.Receipt.BaselineRegion = 3, 80, "us-west"
+	j.Receipt.GPUHours, j.Receipt.CostUSD, j.Receipt.RestatedAt, j.Receipt.GCO2AtFinish = 9.7, 12.4, &at, &g
+	stub := newStub()
+	stub.json("GET /v1/jobs/01JDONE", 200, j)
+	srv := httptest.NewServer(stub)
+	defer srv.Close()
+	r := runOut(t, nil, srv, "status", "01JDONE")
+	require.Equal(t, 0, r.code, r.stderr)
+	require.Regexp(t, `split:\s+waiting saved 3 gCO2e, moving 80 gCO2e \(home region us-west\)`, r.stdout)
+	require.Regexp(t, `cost:\s+\$12\.40 for 9\.7 GPU-hours run`, r.stdout)
+	require.Regexp(t, `restated:\s+from actuals .*\(0\.12 gCO2e at finish\)`, r.stdout)
 }

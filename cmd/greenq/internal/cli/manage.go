@@ -345,6 +345,15 @@ func (g *globals) printJob(w io.Writer, j *greenq.Job) {
 		row("intensity", "%s gCO2e/kWh (%s signal, %s)", human(r.IntensityGCO2PerKWh), r.Signal, r.IntensitySource)
 		row("emitted", "%s", grams(r.GCO2))
 		row("saved", "%s against running at once (%s)", grams(r.SavedGCO2), grams(r.BaselineGCO2))
+		if r.SavedByWaitingGCO2 != 0 || r.SavedByMovingGCO2 != 0 {
+			row("split", "waiting saved %s, moving %s (home region %s)", grams(r.SavedByWaitingGCO2), grams(r.SavedByMovingGCO2), r.BaselineRegion)
+		}
+		if r.GPUHours > 0 {
+			row("cost", "%s for %s GPU-hours run", usd(r.CostUSD), human(r.GPUHours))
+		}
+		if r.RestatedAt != nil && r.GCO2AtFinish != nil {
+			row("restated", "from actuals %s (%s at finish)", g.whenLong(*r.RestatedAt), grams(*r.GCO2AtFinish))
+		}
 	}
 	tw.Flush()
 }

@@ -159,6 +159,11 @@ func (g *globals) printExplain(w io.Writer, ex api.Explanation, now time.Time) {
 		if verdict == "" {
 			verdict = "chosen"
 		}
+		if o.Start.IsZero() {
+			// No window at all (over the price cap, no forecast): nothing to show but why.
+			fmt.Fprintf(tw, "%s\t%s\t–\t–\t–\t–\t%s\n", mark, o.Region, verdict)
+			return
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", mark, o.Region, g.when(o.Start),
 			durationUntil(now, o.Start), human(o.ExpectedGCO2), usd(o.ExpectedCostUSD), verdict)
 	}

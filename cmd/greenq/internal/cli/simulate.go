@@ -23,9 +23,11 @@ func newSimulate(g *globals) *cobra.Command {
 		Use:   "simulate --carbon DIR --workload FILE",
 		Short: "Back-test greenq on real carbon history and a workload",
 		Long: `Replay a workload against real carbon history through the production
-planner and forecaster, and compare greenq with running at once ("now") and
-with a perfect-information oracle. The planner sees only what was known at
-each decision: history up to then and forecast vintages issued by then.
+planner and forecaster, and compare greenq with running at once ("now"),
+with a simple causal reference heuristic ("reference": a 7-day hourly
+profile plus the current deviation fading over 12 h, re-decided every hour)
+and with a perfect-information oracle. The planner sees only what was known
+at each decision: history up to then and forecast vintages issued by then.
 
 --carbon DIR       one <region>.csv per region: time_utc,gco2_per_kwh (any step)
 --workload FILE    id,submit_utc,duration_s,gpus,deadline_utc[,regions][,interruptible][,power_w]

@@ -72,7 +72,7 @@ func (g *globals) submitted(ctx context.Context, jobs []*greenq.Job, wait bool) 
 	for _, gr := range groups {
 		fmt.Fprintf(g.stderr, "group %s: %s (greenq list --group %[1]s; greenq cancel --group %[1]s)\n", gr, plural(trials[gr], "trial"))
 	}
-	if home := homeOf(jobs); home != "" {
+	if home := homeOf(jobs); home != "" && len(groups) == 0 {
 		fmt.Fprintf(g.stderr, "home region %s: savings count against running there at once (--home to change)\n", home)
 	}
 	if wait {

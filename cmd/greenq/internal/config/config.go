@@ -100,6 +100,7 @@ type Providers struct {
 	UKCI            BaseURLProvider `yaml:"ukci"`
 	WattTime        WattTime        `yaml:"watttime"`
 	ElectricityMaps ElectricityMaps `yaml:"electricitymaps"`
+	ENTSOE          ENTSOE          `yaml:"entsoe"`
 	CarbonAware     BaseURLProvider `yaml:"carbonaware"`
 }
 
@@ -127,6 +128,13 @@ type WattTime struct {
 // ElectricityMaps holds the Electricity Maps token. Token may come from
 // GREENQ_ELECTRICITYMAPS_TOKEN.
 type ElectricityMaps struct {
+	BaseURL string `yaml:"base_url"`
+	Token   string `yaml:"token"`
+}
+
+// ENTSOE holds the ENTSO-E Transparency Platform security token. Token may
+// come from GREENQ_ENTSOE_TOKEN.
+type ENTSOE struct {
 	BaseURL string `yaml:"base_url"`
 	Token   string `yaml:"token"`
 }
@@ -172,7 +180,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // Providers known to greenq.
-var knownProviders = []string{"file", "ukci", "watttime", "electricitymaps", "carbonaware"}
+var knownProviders = []string{"file", "ukci", "watttime", "electricitymaps", "carbonaware", "entsoe"}
 
 var regionName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -213,8 +221,8 @@ func Parse(r io.Reader) (Config, error) {
 }
 
 // applyEnv reads secrets that deployments keep out of the config file:
-// GREENQ_TOKENS (tenant:sha256[:admin],…), GREENQ_WATTTIME_PASSWORD and
-// GREENQ_ELECTRICITYMAPS_TOKEN.
+// GREENQ_TOKENS (tenant:sha256[:admin],…), GREENQ_WATTTIME_PASSWORD,
+// GREENQ_ELECTRICITYMAPS_TOKEN and GREENQ_ENTSOE_TOKEN.
 func (c *Config) applyEnv() {
 	if v := os.Getenv("GREENQ_TOKENS"); v != "" {
 		c.Tokens = append(c.Tokens, parseTokens(v)...)
@@ -224,6 +232,9 @@ func (c *Config) applyEnv() {
 	}
 	if v := os.Getenv("GREENQ_ELECTRICITYMAPS_TOKEN"); v != "" {
 		c.Providers.ElectricityMaps.Token = v
+	}
+	if v := os.Getenv("GREENQ_ENTSOE_TOKEN"); v != "" {
+		c.Providers.ENTSOE.Token = v
 	}
 }
 

@@ -133,3 +133,14 @@ func TestLoadMissingFile(t *testing.T) {
 	require.Equal(t, "config", ge.Field)
 	require.Equal(t, 2, greenq.ExitCode(ge.Code))
 }
+
+func TestENTSOEProvider(t *testing.T) {
+	c, err := load(t, "regions: [{name: eu-central, zone: DE-LU, provider: entsoe}]\nproviders: {entsoe: {token: from-file}}\n")
+	require.NoError(t, err)
+	require.Equal(t, "entsoe", c.Regions[0].Provider)
+	require.Equal(t, "from-file", c.Providers.ENTSOE.Token)
+	t.Setenv("GREENQ_ENTSOE_TOKEN", "from-env")
+	c, err = Load("")
+	require.NoError(t, err)
+	require.Equal(t, "from-env", c.Providers.ENTSOE.Token)
+}

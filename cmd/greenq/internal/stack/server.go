@@ -20,6 +20,7 @@ import (
 	"github.com/greenq/greenq/forecast"
 	"github.com/greenq/greenq/forecast/carbonaware"
 	"github.com/greenq/greenq/forecast/electricitymaps"
+	"github.com/greenq/greenq/forecast/entsoe"
 	"github.com/greenq/greenq/forecast/file"
 	"github.com/greenq/greenq/forecast/refresh"
 	"github.com/greenq/greenq/forecast/ukci"
@@ -85,6 +86,9 @@ func Providers(c config.Config, now func() time.Time) (map[string]forecast.Provi
 		case "electricitymaps":
 			e := c.Providers.ElectricityMaps
 			p, err = electricitymaps.New(electricitymaps.Config{BaseURL: e.BaseURL, APIKey: e.Token, Now: now}, hc)
+		case "entsoe":
+			e := c.Providers.ENTSOE
+			p, err = entsoe.New(entsoe.Config{BaseURL: e.BaseURL, Token: e.Token, Now: now}, hc)
 		case "carbonaware":
 			p, err = carbonaware.New(carbonaware.Config{BaseURL: c.Providers.CarbonAware.BaseURL, Now: now}, hc)
 		default:
@@ -129,6 +133,10 @@ func (s *Server) Run(ctx context.Context) error {
 	store, err := queue.NewStore(s.rdb, queue.Config{Regions: s.Config.Regions, Now: s.Now, Logger: log, Policy: pcfg})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
+	}
+	if err := store.PublishRegions(ctx); err != nil {
+		// The leader's planner shares them again every round.
+		log.Warn("share region facts with workers", "err", err)
 	}
 	planner, err := queue.NewPlanner(store, queue.PlannerConfig{Policy: pcfg, Replan: s.Config.Replan, Now: s.Now, Logger: log})
 	if err != nil {
