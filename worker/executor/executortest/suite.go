@@ -68,26 +68,29 @@ func shareableDir(t *testing.T) string {
 	return d
 }
 
-// output is a concurrency-safe buffer for Spec.Output.
-type output struct {
+// Output is a concurrency-safe buffer for Spec.Output, for executor
+// tests of their own.
+type Output struct {
 	mu sync.Mutex
 	b  strings.Builder
 }
 
-func (o *output) Write(p []byte) (int, error) {
+// Write implements io.Writer.
+func (o *Output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.Write(p)
 }
 
-func (o *output) String() string {
+// String returns what was written so far.
+func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.String()
 }
 
-func (b bench) spec(script string, env ...string) (executor.Spec, *output) {
-	out := &output{}
+func (b bench) spec(script string, env ...string) (executor.Spec, *Output) {
+	out := &Output{}
 	return executor.Spec{JobID: "suite", Argv: []string{"sh", "-c", script}, Dir: b.dir,
 		Env: append([]string{"PATH=" + b.target.Path}, env...), Output: out, Image: b.target.Image,
 		Mounts: []executor.Mount{{Path: b.dir}}}, out

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -76,24 +75,6 @@ func TestKubernetesExecutor(t *testing.T) {
 	})
 }
 
-// output is a concurrency-safe Spec.Output.
-type output struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 func waitExit(t *testing.T, p executor.Process) executor.Exit {
 	t.Helper()
 	done := make(chan executor.Exit, 1)
@@ -132,10 +113,10 @@ func TestJobObject(t *testing.T) {
 			"EPOCHS=3", "HF_TOKEN=must-not-appear", "GREENQ_JOB_ID=01J9ZQ4M2X7K3VNC8B5T6W0RYA",
 			"CUDA_VISIBLE_DEVICES=0,1", "CUDA_DEVICE_ORDER=PCI_BUS_ID"},
 		Secrets:  map[string]string{"HF_TOKEN": "hf-token", "WANDB_API_KEY": "wandb"},
-		Dir:      "/var/lib/greenq/work/01j9",
+		Dir:      "/var/lib/greenq/jobdir/01j9",
 		GPUCount: 2,
 		Image:    "registry.example.com/ml/train:2.1",
-		Mounts:   []executor.Mount{{Path: "/var/lib/greenq/work/01j9"}, {Path: "/var/lib/greenq/run/greenq-ctl-1", ReadOnly: true}, {Path: "/tmp/elsewhere", ReadOnly: true}},
+		Mounts:   []executor.Mount{{Path: "/var/lib/greenq/jobdir/01j9"}, {Path: "/var/lib/greenq/run/greenq-ctl-1", ReadOnly: true}, {Path: "/tmp/elsewhere", ReadOnly: true}},
 		User:     &executor.User{UID: 10001, GID: 10001, Groups: []uint32{44}},
 		Deadline: now.Add(90*time.Minute + 500*time.Millisecond),
 		Grace:    45 * time.Second,
@@ -264,7 +245,7 @@ func TestStopCalls(t *testing.T) {
 	e := newExecutor(t, c, kubernetes.Config{})
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
-	out := &output{}
+	out := &executortest.Output{}
 	p, err := e.Start(context.Background(), executor.Spec{JobID: "stop", Image: "x", Dir: dir, Output: out, Grace: 30 * time.Second,
 		Argv: []string{"sh", "-c", `trap 'echo got-TERM' TERM; touch "$0"; while :; do sleep 0.1; done`, ready}})
 	require.NoError(t, err)
@@ -310,7 +291,7 @@ func TestPauseSuspends(t *testing.T) {
 	e := newExecutor(t, c, kubernetes.Config{})
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
-	out := &output{}
+	out := &executortest.Output{}
 	p, err := e.Start(context.Background(), executor.Spec{JobID: "pause", Image: "x", Dir: dir, Output: out, Grace: 20 * time.Second,
 		Argv: []string{"sh", "-c", `trap 'echo saved > ckpt; exit 0' TERM; touch "$0"; while :; do sleep 0.1; done`, ready}})
 	require.NoError(t, err)
@@ -348,14 +329,14 @@ func TestSecrets(t *testing.T) {
 	e := newExecutor(t, c, kubernetes.Config{SecretName: "team-secrets"})
 	require.True(t, e.ResolvesSecrets())
 
-	out := &output{}
+	out := &executortest.Output{}
 	p, err := e.Start(context.Background(), executor.Spec{JobID: "sec", Image: "x", Dir: t.TempDir(), Output: out,
 		Argv: []string{"sh", "-c", `echo "token=$HF_TOKEN"`}, Secrets: map[string]string{"HF_TOKEN": "hf-token"}})
 	require.NoError(t, err)
 	require.Equal(t, 0, waitExit(t, p).Code, out.String())
 	require.Contains(t, out.String(), "token=hf_s3cr3t")
 
-	out = &output{}
+	out = &executortest.Output{}
 	p, err = e.Start(context.Background(), executor.Spec{JobID: "sec2", Image: "x", Dir: t.TempDir(), Output: out,
 		Argv: []string{"true"}, Secrets: map[string]string{"DB_PASSWORD": "db-password"}})
 	require.NoError(t, err)
@@ -382,7 +363,7 @@ func TestPodTroubles(t *testing.T) {
 	e, err := kubernetes.New(context.Background(), kubernetes.Config{Client: client, Namespace: ns, Logger: tlog(t)})
 	require.NoError(t, err)
 	defer e.Close()
-	out := &output{}
+	out := &executortest.Output{}
 	p, err := e.Start(context.Background(), executor.Spec{JobID: "pull", Image: "registry.example.com/nope:1", Argv: []string{"true"}, Output: out})
 	require.NoError(t, err)
 	j := onlyJob(t, client)
@@ -562,7 +543,7 @@ func TestLostPods(t *testing.T) {
 			e, err := kubernetes.New(context.Background(), kubernetes.Config{Client: client, Namespace: ns, Logger: tlog(t), LogDrain: time.Second})
 			require.NoError(t, err)
 			defer e.Close()
-			out := &output{}
+			out := &executortest.Output{}
 			p, err := e.Start(context.Background(), executor.Spec{JobID: "lost", Image: "x", Argv: []string{"train"}, Output: out})
 			require.NoError(t, err)
 			j := onlyJob(t, client)

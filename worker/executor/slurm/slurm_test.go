@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -113,26 +112,8 @@ func slurmCmd(t *testing.T, name string, args ...string) (string, error) {
 	return string(out), err
 }
 
-// buffer is a concurrency-safe Spec.Output.
-type buffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *buffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *buffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func spec(t *testing.T, dir, script string, env ...string) (executor.Spec, *buffer) {
-	out := &buffer{}
+func spec(t *testing.T, dir, script string, env ...string) (executor.Spec, *executortest.Output) {
+	out := &executortest.Output{}
 	return executor.Spec{JobID: strings.ReplaceAll(t.Name(), "/", "-"), Argv: []string{"sh", "-c", script}, Dir: dir,
 		Env: append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, env...), Output: out}, out
 }
