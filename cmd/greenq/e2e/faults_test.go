@@ -269,8 +269,10 @@ func TestRedisFull(t *testing.T) {
 		require.Equal(t, "unavailable", e.Error.Code)
 		require.Contains(t, e.Error.Message, "maxmemory")
 	}
-	fillUp()
+	// redisKeys opens and closes a connection, whose freed buffers would
+	// put Redis back under its limit: fill up after it.
 	keysBefore := redisKeys(t, r)
+	fillUp()
 	code, out, errOut := cli(t, "submit", "--api", srv.URL, "--deadline", "1h", "--", "true")
 	require.Equal(t, 1, code, "stdout %q", out)
 	require.Contains(t, errOut, "maxmemory")
