@@ -103,17 +103,23 @@ func (b bench) start(t *testing.T, s executor.Spec) executor.Process {
 	return p
 }
 
-func wait(t *testing.T, p executor.Process) executor.Exit {
+// Wait waits for p to end, failing t after limit.
+func Wait(t *testing.T, p executor.Process, limit time.Duration) executor.Exit {
 	t.Helper()
 	done := make(chan executor.Exit, 1)
 	go func() { done <- p.Wait() }()
 	select {
 	case e := <-done:
 		return e
-	case <-time.After(60 * time.Second):
-		t.Fatal("the job did not end within 60s")
+	case <-time.After(limit):
+		t.Fatalf("the job did not end within %s", limit)
 	}
 	return executor.Exit{}
+}
+
+func wait(t *testing.T, p executor.Process) executor.Exit {
+	t.Helper()
+	return Wait(t, p, 60*time.Second)
 }
 
 // waitFile waits for the job to create path (the job's "I am ready"), so

@@ -77,15 +77,7 @@ func TestKubernetesExecutor(t *testing.T) {
 
 func waitExit(t *testing.T, p executor.Process) executor.Exit {
 	t.Helper()
-	done := make(chan executor.Exit, 1)
-	go func() { done <- p.Wait() }()
-	select {
-	case e := <-done:
-		return e
-	case <-time.After(60 * time.Second):
-		t.Fatal("the run did not end within 60s")
-	}
-	return executor.Exit{}
+	return executortest.Wait(t, p, 60*time.Second)
 }
 
 func onlyJob(t *testing.T, client *fake.Clientset) batchv1.Job {

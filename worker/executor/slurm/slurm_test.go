@@ -120,15 +120,7 @@ func spec(t *testing.T, dir, script string, env ...string) (executor.Spec, *exec
 
 func wait(t *testing.T, p executor.Process) executor.Exit {
 	t.Helper()
-	done := make(chan executor.Exit, 1)
-	go func() { done <- p.Wait() }()
-	select {
-	case e := <-done:
-		return e
-	case <-time.After(90 * time.Second):
-		t.Fatal("the job did not end within 90s")
-	}
-	return executor.Exit{}
+	return executortest.Wait(t, p, 90*time.Second)
 }
 
 func slurmID(p executor.Process) string { return p.(interface{ ID() string }).ID() }
