@@ -169,7 +169,12 @@ type Plan struct {
 	// price cap (max_price_usd_per_gpu_hour) before its deadline: the job
 	// has no region or window, stays pending, is never released above the
 	// cap, and expires at its deadline unless a later round finds a window.
-	Held     bool     `json:"held,omitempty"`
+	Held bool `json:"held,omitempty"`
+	// Signal names the fallback carbon signal the plan rests on when its
+	// region's provider series was not available: "none" (no signal), a
+	// provider's last good series, or greenq's own forecaster. Empty when
+	// the plan uses the provider's own series.
+	Signal   string   `json:"signal,omitempty"`
 	Baseline Baseline `json:"baseline"`
 	// SavedByWaitingGCO2 and SavedByMovingGCO2 split what the plan expects
 	// to save against the baseline (Baseline.ExpectedGCO2 − ExpectedGCO2):
@@ -245,14 +250,17 @@ type Receipt struct {
 	GPUEnergyKWh float64 `json:"gpu_energy_kwh"`
 	CPUEnergyKWh float64 `json:"cpu_energy_kwh"`
 	RAMEnergyKWh float64 `json:"ram_energy_kwh"`
-	// EnergySource is "nvml", "nvml-power-sampling" or "estimate" (GPU).
-	EnergySource    string `json:"energy_source"`
-	CPUEnergySource string `json:"cpu_energy_source,omitempty"`
+	// EnergySource is "nvml", "nvml-power-sampling", "slurm" or
+	// "estimate" (GPU); EnergySource.Measured tells a measurement.
+	EnergySource    EnergySource `json:"energy_source"`
+	CPUEnergySource EnergySource `json:"cpu_energy_source,omitempty"`
 	// EnergyMeter says where the energy was measured: "worker" (by the
 	// worker, on the job's machine), "greenq-meter" (by greenq meter where
 	// the job ran: a Slurm node, a pod), "slurm" (the cluster's energy
-	// accounting) or "none" (the job ran elsewhere and nothing measured it:
-	// the GPU figure is GPUs × power × time, energy_source "estimate").
+	// accounting), "greenq-meter-api" (greenq meter's reading, posted to
+	// the API with the job's token) or "none" (the job ran elsewhere and
+	// nothing measured it: the GPU figure is GPUs × power × time,
+	// energy_source "estimate").
 	EnergyMeter string  `json:"energy_meter,omitempty"`
 	PUE         float64 `json:"pue"`
 	// IntensityGCO2PerKWh is time-weighted over the run's real intervals.

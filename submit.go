@@ -19,9 +19,47 @@ const (
 	// MaxDeadlineAhead bounds how far in the future a deadline may lie.
 	MaxDeadlineAhead = 90 * 24 * time.Hour
 	// DefaultDuration is assumed when a job gives no estimate and none was
-	// measured before.
+	// measured before, unless its deadline is near (DefaultDurationWithin).
 	DefaultDuration = time.Hour
 )
+
+// Where a job's duration estimate came from (Job.EstimateSource).
+const (
+	EstimateUser     = "user"     // the submission's duration_estimate_s
+	EstimateMeasured = "measured" // earlier successful runs of the same name
+	EstimateDefault  = "default"  // neither: DefaultDurationWithin
+)
+
+// DefaultDurationWithin is the duration assumed for a job that gives none
+// and whose name has no measured run, window being the time from submit to
+// its deadline: DefaultDuration, or a quarter of the window when that is
+// shorter (at least a second). A quarter leaves three quarters of the
+// window for the planner to choose a cleaner start and keep its safety
+// margin, while a job running up to about twice as long as assumed still
+// finishes by the deadline from the latest start the planner picks; an
+// assumed hour would make every deadline under an hour "cannot finish",
+// released at once with no choice at all. A quarter of four minutes or
+// more is cut to whole minutes.
+func DefaultDurationWithin(window time.Duration) time.Duration {
+	d := min(DefaultDuration, window/4)
+	if d >= time.Minute {
+		return d.Truncate(time.Minute)
+	}
+	return max(d.Truncate(time.Second), time.Second)
+}
+
+// shortDuration writes d as time.Duration.String does without zero tails:
+// 9h42m, 2m, 1h, 1m30s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
 
 // SubmitRequest holds the job fields a user sets (POST /v1/jobs, greenq
 // submit). Deadline is an RFC 3339 time or a Go duration from now ("24h").
@@ -101,7 +139,7 @@ func (r *SubmitRequest) Normalize(now time.Time, knownRegions []string) (time.Ti
 		return time.Time{}, Invalid("deadline", "is more than %s ahead", MaxDeadlineAhead)
 	}
 	if d := time.Duration(r.DurationEstimateS) * time.Second; d > 0 && now.Add(d).After(deadline) {
-		return time.Time{}, Invalid("deadline", "leaves %s, shorter than the duration estimate %s", deadline.Sub(now).Round(time.Second), d)
+		return time.Time{}, Invalid("deadline", "leaves %s, less than the duration estimate of %s", shortDuration(deadline.Sub(now).Truncate(time.Second)), shortDuration(d))
 	}
 	return deadline, nil
 }

@@ -140,3 +140,40 @@ func TestErrorTable(t *testing.T) {
 type errFake struct{}
 
 func (errFake) Error() string { return "fake" }
+
+func TestDefaultDurationWithin(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		window, want time.Duration
+	}{
+		{48 * time.Hour, DefaultDuration},
+		{4 * time.Hour, DefaultDuration},
+		{3 * time.Hour, 45 * time.Minute},
+		{50 * time.Minute, 12 * time.Minute}, // 12m30s, cut to whole minutes
+		{2 * time.Minute, 30 * time.Second},
+		{3 * time.Second, time.Second},
+	} {
+		got := DefaultDurationWithin(tc.window)
+		require.Equal(t, tc.want, got, "window %s", tc.window)
+		require.Less(t, got, max(tc.window, 2*time.Second), "window %s: fits with room to choose", tc.window)
+	}
+}
+
+func TestDeadlineShorterThanEstimateReadsCleanly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		deadline string
+		estS     int64
+		want     string
+	}{
+		{"1m59.6s", 120, "leaves 1m59s, less than the duration estimate of 2m"},
+		{"9h", 9*3600 + 42*60, "leaves 9h, less than the duration estimate of 9h42m"},
+	} {
+		r := SubmitRequest{Command: []string{"x"}, Deadline: tc.deadline, DurationEstimateS: tc.estS}
+		_, err := r.Normalize(now, nil)
+		require.ErrorContains(t, err, tc.want)
+	}
+	r := SubmitRequest{Command: []string{"x"}, Deadline: "2m", DurationEstimateS: 120}
+	_, err := r.Normalize(now, nil)
+	require.NoError(t, err, "an estimate equal to the time left fits")
+}

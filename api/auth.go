@@ -30,6 +30,9 @@ func (p principal) scope() string {
 // authenticate finds the request's principal. With tokens configured it
 // requires a bearer token; without, it admits loopback clients only.
 func (s *Server) authenticate(r *http.Request) (principal, error) {
+	if err := refuseJobToken(r); err != nil {
+		return principal{}, err
+	}
 	if s.Open() {
 		if !loopback(r.RemoteAddr) {
 			return principal{}, greenq.Errorf(greenq.CodeUnauthenticated,

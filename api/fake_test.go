@@ -16,6 +16,8 @@ import (
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/planning"
+	"github.com/greenq/greenq/policy"
 	"github.com/greenq/greenq/queue"
 )
 
@@ -300,6 +302,17 @@ func (f *fakeStore) Regions(ctx context.Context) ([]greenq.Region, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.regions), nil
+}
+
+// Explain explains through a planning adapter with the policy defaults,
+// reading regions and series from f, as *queue.Store does from Redis.
+func (f *fakeStore) Explain(ctx context.Context, tenant, id string, now time.Time) (*greenq.Job, planning.Explanation, error) {
+	j, err := f.Get(ctx, tenant, id)
+	if err != nil {
+		return nil, planning.Explanation{}, err
+	}
+	x, err := planning.New(policy.Config{}).Explain(ctx, now, j, f)
+	return j, x, err
 }
 
 func (f *fakeStore) Ping(ctx context.Context) error {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -90,13 +91,25 @@ const batchWorkers = 32
 
 // storeBatch validates every request of a batch, then stores them and
 // answers their jobs in request order. Nothing is stored when any request
-// is refused by validation (the error names jobs[i].field); should storing
-// one fail after that (Redis unavailable, a job larger than any worker),
-// the jobs of the batch already stored are cancelled and the error names
-// the job that failed.
+// is refused (the error names jobs[i].field): a store that takes a batch
+// at once (batchSubmitter) stores all of it or none; with another, should
+// storing one fail after validation (Redis unavailable, a job larger than
+// any worker), the jobs of the batch already stored are cancelled and the
+// error names the job that failed.
 func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, p principal, reqs []greenq.SubmitRequest) error {
 	if err := s.validateBatch(r, reqs); err != nil {
 		return err
+	}
+	if bs, ok := s.store.(batchSubmitter); ok {
+		subs, err := bs.SubmitMany(r.Context(), p.tenant, reqs)
+		if be := (*queue.BatchError)(nil); errors.As(err, &be) {
+			return fmt.Errorf("submit job %d of %d: %w", be.Index+1, len(reqs), prefixField(be.Err, fmt.Sprintf("jobs[%d].", be.Index)))
+		}
+		if err != nil {
+			return fmt.Errorf("submit %d jobs: %w", len(reqs), err)
+		}
+		writeSubmitted(w, subs)
+		return nil
 	}
 	subs := make([]queue.Submitted, len(reqs))
 	errs := make([]error, len(reqs))
@@ -127,6 +140,18 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, p principal,
 		s.cancelStored(r, p, subs)
 		return fmt.Errorf("submit job %d of %d: %w", i+1, len(reqs), prefixField(err, fmt.Sprintf("jobs[%d].", i)))
 	}
+	writeSubmitted(w, subs)
+	return nil
+}
+
+// batchSubmitter stores a whole batch at once, all or nothing
+// (*queue.Store does): a refused request is a *queue.BatchError.
+type batchSubmitter interface {
+	SubmitMany(ctx context.Context, tenant string, reqs []greenq.SubmitRequest) ([]queue.Submitted, error)
+}
+
+// writeSubmitted answers 201 with the jobs of subs, in order.
+func writeSubmitted(w http.ResponseWriter, subs []queue.Submitted) {
 	var (
 		all    []*greenq.Job
 		allRaw [][]byte
@@ -141,7 +166,6 @@ func (s *Server) storeBatch(w http.ResponseWriter, r *http.Request, p principal,
 		allRaw = nil
 	}
 	writeJobList(w, http.StatusCreated, all, allRaw)
-	return nil
 }
 
 // cancelStored cancels the new jobs of a batch that failed part way, so

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/policy"
+	"github.com/greenq/greenq/planning"
 )
 
 // PlanEntry is one pending or planned job in GET /v1/plan: where and when it
@@ -74,8 +74,10 @@ type Option struct {
 	Rejected string `json:"rejected,omitempty"`
 }
 
-// Explanation is GET /v1/plan?explain=ID: the job's plan, the best option in
-// every allowed region plus the run-now baseline, and why the chosen one won.
+// Explanation is GET /v1/plan?explain=ID: the job's plan as the chosen
+// option, the options the planner weighed when it made that plan (the best
+// window of each allowed region, each with the planner's verdict) ending
+// with the run-now baseline, and the plan's reason.
 type Explanation struct {
 	Job          PlanEntry `json:"job"`
 	Chosen       *Option   `json:"chosen,omitempty"`
@@ -169,153 +171,28 @@ func compareTimes(a, b *time.Time) int {
 	return a.Compare(*b)
 }
 
-// explain re-plans one job in each allowed region separately with the
-// planner, so every region's best window can be set against the choice.
+// explain explains job id's plan through the store's planning adapter:
+// the chosen option is the stored plan, the alternatives those the planner
+// weighed when it made it, ending with the run-now baseline.
 func (s *Server) explain(r *http.Request, p principal, id string, now time.Time) (*Explanation, error) {
-	ctx := r.Context()
-	j, err := s.store.Get(ctx, p.scope(), id)
+	j, px, err := s.store.Explain(r.Context(), p.scope(), id, now)
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}
-	regions, err := s.store.Regions(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list regions: %w", err)
+	x := &Explanation{Job: entry(j, now), Alternatives: make([]Option, len(px.Alternatives)), Why: px.Why}
+	if c := px.Chosen; c != nil {
+		o := option(*c)
+		x.Chosen = &o
 	}
-	x := &Explanation{Job: entry(j, now), Alternatives: []Option{}}
-	dur := j.Duration()
-	if dur <= 0 {
-		dur = greenq.DefaultDuration
-	}
-	var opts []Option
-	// The baseline row is the stored plan's: the job's home region at
-	// once. A job not planned yet gets the home region's run-now option.
-	var baseline *Option
-	if pl := j.Plan; pl != nil && pl.Baseline.Region != "" {
-		b := pl.Baseline
-		baseline = &Option{Region: b.Region, Start: b.Start, End: b.Start.Add(dur), ExpectedGCO2: b.ExpectedGCO2, ExpectedCostUSD: b.ExpectedCostUSD}
-	}
-	home := j.HomeRegion
-	if home == "" && len(j.Regions) > 0 {
-		home = j.Regions[0]
-	}
-	for _, reg := range regions {
-		if len(j.Regions) > 0 && !slices.Contains(j.Regions, reg.Name) {
-			continue
-		}
-		if home == "" {
-			home = reg.Name
-		}
-		if j.MaxPriceUSDPerGPUHour > 0 && reg.MinPrice() > j.MaxPriceUSDPerGPUHour {
-			opts = append(opts, Option{Region: reg.Name, Rejected: fmt.Sprintf("its price, $%.2f/GPU-h at the cheapest, is over the job's cap of $%.2f", reg.MinPrice(), j.MaxPriceUSDPerGPUHour)})
-			continue
-		}
-		series, err := s.store.Series(ctx, reg.Name)
-		if err != nil {
-			opts = append(opts, Option{Region: reg.Name, Rejected: "no forecast: " + err.Error()})
-			continue
-		}
-		pr := policy.Region{Name: reg.Name, PUE: reg.PUE, Series: series,
-			Price: policy.PriceSchedule{USDPerGPUHour: reg.GPUPriceUSDPerHour}}
-		for _, st := range reg.PriceSchedule {
-			pr.Price.TimeOfUse = append(pr.Price.TimeOfUse, policy.TimeOfUsePrice{FromHour: st.FromHour, ToHour: st.ToHour, USDPerGPUHour: st.USDPerGPUHour})
-		}
-		earliest := j.SubmittedAt
-		res := policy.Plan(policy.Input{Now: now, Regions: []policy.Region{pr}, Config: s.cfg.Planner, Jobs: []policy.Job{{
-			ID: j.ID, Group: j.Group, GPUs: max(j.GPUs, 1), Duration: dur, PowerW: j.PowerW,
-			Earliest: earliest, Deadline: j.Deadline, Regions: []string{reg.Name},
-			Interruptible: j.Interruptible, MaxPriceUSDPerGPUHour: j.MaxPriceUSDPerGPUHour,
-		}}})
-		if len(res.Assignments) == 0 {
-			continue
-		}
-		a := res.Assignments[0]
-		if baseline == nil && reg.Name == home {
-			b := a.Baseline
-			baseline = &Option{Region: b.Region, Start: b.Start, End: b.Start.Add(dur), ExpectedGCO2: b.ExpectedGCO2, ExpectedCostUSD: b.ExpectedCostUSD}
-		}
-		if a.Held {
-			opts = append(opts, Option{Region: reg.Name, Rejected: "no window under the job's price cap before its deadline"})
-			continue
-		}
-		o := Option{Region: reg.Name, Start: a.Start(), End: a.End(), ExpectedGCO2: a.ExpectedGCO2, ExpectedCostUSD: a.ExpectedCostUSD}
-		if a.Urgent {
-			o.Rejected = "cannot wait here: " + a.Reason
-		}
-		opts = append(opts, o)
-		for _, alt := range a.Alternatives {
-			if alt.Rejected != "" {
-				o := Option{Region: alt.Region, Start: alt.Start, ExpectedGCO2: alt.ExpectedGCO2, ExpectedCostUSD: alt.ExpectedCostUSD, Rejected: alt.Rejected}
-				if !alt.Start.IsZero() {
-					o.End = alt.Start.Add(dur)
-				}
-				opts = append(opts, o)
-			}
-		}
-	}
-	var chosen *Option
-	if pl := j.Plan; pl != nil && pl.Held {
-		x.Why = pl.Reason
-	} else if pl != nil {
-		end := pl.End
-		if end.IsZero() {
-			end = pl.Start.Add(dur)
-		}
-		chosen = &Option{Region: pl.Region, Start: pl.Start, End: end, ExpectedGCO2: pl.ExpectedGCO2, ExpectedCostUSD: pl.ExpectedCostUSD}
-		x.Why = pl.Reason
-	} else {
-		for i := range opts {
-			if opts[i].Rejected == "" && (chosen == nil || better(opts[i], *chosen)) {
-				c := opts[i]
-				chosen = &c
-			}
-		}
-		x.Why = "not planned yet: this is the option the planner would pick now"
-	}
-	if baseline != nil {
-		// The baseline row stands for the run-now option of its region,
-		// which the search may have listed too.
-		opts = slices.DeleteFunc(opts, func(o Option) bool {
-			return o.Region == baseline.Region && o.Start.Sub(baseline.Start).Abs() < time.Second
-		})
-		baseline.Rejected = "run-now baseline"
-		opts = append(opts, *baseline)
-	}
-	for _, o := range opts {
-		if chosen != nil && o.Rejected == "" {
-			if o.Region == chosen.Region && o.Start.Equal(chosen.Start) {
-				continue
-			}
-			o.Rejected = lostTo(o, *chosen)
-		} else if chosen != nil && o.Rejected == "run-now baseline" {
-			o.Rejected = "run-now baseline: " + lostTo(o, *chosen)
-		}
-		x.Alternatives = append(x.Alternatives, o)
-	}
-	x.Chosen = chosen
-	if chosen == nil && (j.Plan == nil || !j.Plan.Held) {
-		x.Why = "no allowed region has a usable forecast"
+	for i, o := range px.Alternatives {
+		x.Alternatives[i] = option(o)
 	}
 	return x, nil
 }
 
-func better(a, b Option) bool {
-	return a.ExpectedGCO2 < b.ExpectedGCO2 || (a.ExpectedGCO2 == b.ExpectedGCO2 && a.ExpectedCostUSD < b.ExpectedCostUSD)
-}
-
-// lostTo says why o lost to chosen.
-func lostTo(o, chosen Option) string {
-	d := o.ExpectedGCO2 - chosen.ExpectedGCO2
-	switch {
-	case d > 0 && chosen.ExpectedGCO2 > 0:
-		return fmt.Sprintf("%.1f gCO2e more (+%.0f%%) than %s at %s", d, 100*d/chosen.ExpectedGCO2, chosen.Region, chosen.Start.UTC().Format(time.RFC3339))
-	case d > 0:
-		return fmt.Sprintf("%.1f gCO2e more than %s", d, chosen.Region)
-	case d == 0 && o.ExpectedCostUSD > chosen.ExpectedCostUSD:
-		return fmt.Sprintf("same gCO2e, $%.2f dearer", o.ExpectedCostUSD-chosen.ExpectedCostUSD)
-	case d < 0:
-		return fmt.Sprintf("%.1f gCO2e less by today's forecast; the plan keeps its window until a re-plan gains enough to move", -d)
-	}
-	return "equal to the chosen option; the planner kept its choice"
+func option(o planning.Option) Option {
+	return Option{Region: o.Region, Start: o.Start, End: o.End, ExpectedGCO2: o.ExpectedGCO2,
+		ExpectedCostUSD: o.ExpectedCostUSD, Rejected: o.Rejected}
 }
 
 // Summary is GET /v1/summary: totals over the caller's jobs, for the

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenq/greenq/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
@@ -27,7 +28,7 @@ func python(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		t.Skipf("%s is not installed: Python client tests skipped", name)
+		testenv.Missing(t, name+" is not installed (apt-get install python3): Python client tests not run")
 	}
 	return p
 }
@@ -64,7 +65,7 @@ func TestPythonClientInstalls(t *testing.T) {
 		}
 	}
 	if py == "" {
-		t.Skip("no python3 with pip, setuptools and wheel (Debian: python3-pip python3-setuptools python3-wheel): install test skipped")
+		testenv.Missing(t, "no python3 with pip, setuptools and wheel (apt-get install python3-pip python3-setuptools python3-wheel): install test not run")
 	}
 	// Build from a copy: setuptools writes build/ and *.egg-info beside the sources.
 	src, target := filepath.Join(t.TempDir(), "python"), t.TempDir()
@@ -103,7 +104,7 @@ func TestNotebookExecutes(t *testing.T) {
 		t.Skip("notebook execution skipped in -short mode")
 	}
 	if err := exec.Command("/usr/bin/python3", "-c", "import nbconvert, nbclient, ipykernel").Run(); err != nil {
-		t.Skip("Debian's python3-nbclient python3-ipykernel jupyter-nbconvert are not installed: notebook test skipped")
+		testenv.Missing(t, "/usr/bin/python3 cannot import nbconvert, nbclient and ipykernel (apt-get install python3-nbclient python3-ipykernel jupyter-nbconvert, or run `make test`, which does): notebook test not run")
 	}
 	ts, _ := liveServer(t, Config{Tokens: []Token{}})
 	out := artifactDir(t)

@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/jobs/{id}", s.v1(s.get))
 	m.HandleFunc("POST /v1/jobs/{id}/cancel", s.v1(s.cancel))
 	m.HandleFunc("GET /v1/jobs/{id}/logs", s.v1(s.logs))
+	m.HandleFunc("POST /v1/jobs/{id}/energy", s.postEnergy)
 	m.HandleFunc("GET /v1/plan", s.v1(s.plan))
 	m.HandleFunc("GET /v1/summary", s.v1(s.summary))
 	m.HandleFunc("GET /v1/forecasts/{region}", s.v1(s.forecast))

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/policy"
 )
 
 // Token is one API bearer token as configured (greenq.yaml `tokens`). Only
@@ -66,9 +65,6 @@ type Config struct {
 	// ForecastMaxAge is how old a region's forecast may be before /readyz
 	// reports not ready. Default 6h; negative disables the check.
 	ForecastMaxAge time.Duration
-	// Planner is the planner configuration /v1/plan?explain= re-plans a job
-	// with to show its alternatives; it should match the server's planner.
-	Planner policy.Config
 	// Logger receives request logs at debug and failures at error. Default:
 	// discard.
 	Logger *slog.Logger

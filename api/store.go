@@ -2,9 +2,11 @@ package api
 
 import (
 	"context"
+	"time"
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/planning"
 	"github.com/greenq/greenq/queue"
 )
 
@@ -37,6 +39,13 @@ type Forecasts interface {
 	Regions(ctx context.Context) ([]greenq.Region, error)
 }
 
+// Explainer explains a job's plan (GET /v1/plan?explain=ID): it returns
+// the job (of tenant; "" for an admin) and its plan set against the
+// alternatives the planner weighed (planning.Planner.Explain).
+type Explainer interface {
+	Explain(ctx context.Context, tenant, id string, now time.Time) (*greenq.Job, planning.Explanation, error)
+}
+
 // Pinger reports whether the backing store is reachable (readiness).
 type Pinger interface {
 	Ping(ctx context.Context) error
@@ -47,5 +56,6 @@ type Store interface {
 	Jobs
 	Plans
 	Forecasts
+	Explainer
 	Pinger
 }

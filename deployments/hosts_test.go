@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenq/greenq/internal/redistest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -369,9 +370,7 @@ func TestLocalStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Redis, the server and three workers")
 	}
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Skip("redis-server not on PATH")
-	}
+	redistest.Binary(t)
 	bin := greenqBinary(t)
 	t.Parallel()
 

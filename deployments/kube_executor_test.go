@@ -57,6 +57,9 @@ func checkKubeWorker(t *testing.T, b built, ov overlay, cfg greenqConfig) {
 	require.Equal(t, ns, pc.flags["kube-namespace"], "%s: jobs run where the Role is granted", where)
 	require.NotContains(t, pc.flags, "gpus", "%s: the cluster's largest node sizes the worker", where)
 	require.Equal(t, "greenq-job-secrets", pc.flags["kube-secret"], "%s: jobs' secrets stay apart from greenq's own", where)
+	require.Equal(t, c.Image, pc.flags["kube-meter-image"], "%s: jobs' pods get greenq meter from the worker's own image", where)
+	require.Equal(t, fmt.Sprintf("http://greenq-server.%s.svc:8080", ns), pc.flags["meter-api-url"],
+		"%s: greenq meter posts readings to the API server's Service", where)
 
 	require.EqualValues(t, 1, *d.Spec.Replicas, "%s: one worker per cluster", where)
 	require.Equal(t, appsv1.RecreateDeploymentStrategyType, d.Spec.Strategy.Type, "%s: never two workers at once", where)

@@ -213,16 +213,8 @@ func TestKustomizationsBuildStrictly(t *testing.T) {
 		k, err := readKustomization(dir)
 		require.NoError(t, err)
 		used[filepath.Join(dir, "kustomization.yaml")] = true
-		for _, r := range k.Resources {
-			used[filepath.Join(dir, r)] = true
-		}
-		for _, p := range k.Patches {
-			used[filepath.Join(dir, p.Path)] = true
-		}
-		for _, g := range k.ConfigMapGenerator {
-			for _, f := range g.Files {
-				used[filepath.Join(dir, f)] = true
-			}
+		for _, f := range kustomizationFiles(k) {
+			used[filepath.Join(dir, f)] = true
 		}
 	}
 	err := filepath.WalkDir("kubernetes", func(p string, d os.DirEntry, err error) error {
@@ -233,54 +225,6 @@ func TestKustomizationsBuildStrictly(t *testing.T) {
 		return nil
 	})
 	require.NoError(t, err)
-}
-
-// TestResolverPatchErrors checks that the resolver refuses what kustomize
-// refuses, so a broken overlay cannot pass.
-func TestResolverPatchErrors(t *testing.T) {
-	t.Parallel()
-	base := func() []object {
-		return []object{{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "a"},
-			"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{
-				map[string]any{"name": "c", "image": "x", "env": []any{map[string]any{"name": "A", "value": "1"}}},
-			}}}}}}
-	}
-	tests := []struct {
-		name    string
-		patch   object
-		wantErr bool
-		check   func(t *testing.T, objs []object)
-	}{
-		{name: "unknown target", wantErr: true,
-			patch: object{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "b"}}},
-		{name: "wrong kind", wantErr: true,
-			patch: object{"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": map[string]any{"name": "a"}}},
-		{name: "delete",
-			patch: object{"$patch": "delete", "apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "a"}},
-			check: func(t *testing.T, objs []object) { require.Empty(t, objs) }},
-		{name: "merge env by name",
-			patch: object{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": map[string]any{"name": "a"},
-				"spec": map[string]any{"template": map[string]any{"spec": map[string]any{"containers": []any{
-					map[string]any{"name": "c", "env": []any{map[string]any{"name": "A", "value": "2"}, map[string]any{"name": "B", "value": "3"}}},
-				}}}}},
-			check: func(t *testing.T, objs []object) {
-				c := podSpecOf(objs[0])["containers"].([]any)[0].(map[string]any)
-				require.Equal(t, "x", c["image"])
-				require.Equal(t, []any{map[string]any{"name": "A", "value": "2"}, map[string]any{"name": "B", "value": "3"}}, c["env"])
-			}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			objs, err := applyPatch(base(), tt.patch)
-			if tt.wantErr {
-				require.Error(t, err)
-				return
-			}
-			require.NoError(t, err)
-			tt.check(t, objs)
-		})
-	}
 }
 
 func TestOverlays(t *testing.T) {

@@ -27,7 +27,7 @@ var benchLeads = []int{1, 2, 3, 6, 12, 24, 48, 72}
 var benchZones = []string{"GB", "US-CAL-CISO", "DE-LU", "CA-ON", "AU-NSW"}
 
 // dataDir returns ../shared/data beside the repository root, or skips.
-func dataDir(t *testing.T) string {
+func dataDir(t testing.TB) string {
 	t.Helper()
 	dir, err := filepath.Abs(".")
 	require.NoError(t, err)
@@ -48,7 +48,7 @@ func dataDir(t *testing.T) string {
 	return data
 }
 
-func loadSeries(t *testing.T, path string, def time.Duration) forecast.Series {
+func loadSeries(t testing.TB, path string, def time.Duration) forecast.Series {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
@@ -75,15 +75,12 @@ func fmtMAE(v float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
-// TestBenchTableForecaster scores greenq's forecaster against seasonal naive
+// BenchmarkTableForecaster scores greenq's forecaster against seasonal naive
 // on real history and against real provider forecast vintages, and writes
-// the table to $GREENQ_BENCH_OUT/forecaster.md and stdout. It runs only with
-// GREENQ_BENCH=1.
-func TestBenchTableForecaster(t *testing.T) {
-	if os.Getenv("GREENQ_BENCH") != "1" {
-		t.Skip("set GREENQ_BENCH=1 to run the forecaster benchmark")
-	}
-	data := dataDir(t)
+// the table to $GREENQ_BENCH_OUT/forecaster.md and stdout. It scores once
+// and ignores b.N: run it with -benchtime 1x (make bench).
+func BenchmarkTableForecaster(b *testing.B) {
+	data := dataDir(b)
 	var md bytes.Buffer
 	own := forecast.Forecaster{}.Forecast
 	naive := forecast.Forecaster{Method: forecast.MethodSeasonalDay}.Forecast
@@ -102,7 +99,7 @@ func TestBenchTableForecaster(t *testing.T) {
 	fmt.Fprintf(&md, "---:|---:|\n")
 	ors := origins(time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 28, 0, 0, 0, 0, time.UTC), 6*time.Hour)
 	for _, z := range benchZones {
-		s := loadSeries(t, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
+		s := loadSeries(b, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
 		res := map[string]forecast.LeadMAE{
 			"greenq":     forecast.EvaluateMAE(s, own, ors, 72),
 			"naive-day":  forecast.EvaluateMAE(s, naive, ors, 72),
@@ -119,19 +116,19 @@ func TestBenchTableForecaster(t *testing.T) {
 		}
 	}
 
-	benchNESO(t, data, &md, own, naive)
-	benchWattTime(t, data, &md, naive)
+	benchNESO(b, data, &md, own, naive)
+	benchWattTime(b, data, &md, naive)
 
 	out := md.String()
 	fmt.Print(out)
 	if dir := os.Getenv("GREENQ_BENCH_OUT"); dir != "" {
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "forecaster.md"), []byte(out), 0o644))
+		require.NoError(b, os.MkdirAll(dir, 0o755))
+		require.NoError(b, os.WriteFile(filepath.Join(dir, "forecaster.md"), []byte(out), 0o644))
 	}
 }
 
 // readRows reads a CSV with a header into maps by column name.
-func readRows(t *testing.T, path string) []map[string]string {
+func readRows(t testing.TB, path string) []map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
 	require.NoError(t, err)
@@ -154,14 +151,14 @@ func readRows(t *testing.T, path string) []map[string]string {
 	}
 }
 
-func mustTime(t *testing.T, s string) time.Time {
+func mustTime(t testing.TB, s string) time.Time {
 	t.Helper()
 	v, err := time.Parse(time.RFC3339, s)
 	require.NoError(t, err)
 	return v
 }
 
-func mustFloat(t *testing.T, s string) float64 {
+func mustFloat(t testing.TB, s string) float64 {
 	t.Helper()
 	v, err := strconv.ParseFloat(s, 64)
 	require.NoError(t, err)
@@ -169,7 +166,7 @@ func mustFloat(t *testing.T, s string) float64 {
 }
 
 // vintages groups issued_utc,target_utc,gco2_per_kwh rows by issue time.
-func vintages(t *testing.T, path string, step time.Duration) []forecast.Vintage {
+func vintages(t testing.TB, path string, step time.Duration) []forecast.Vintage {
 	t.Helper()
 	by := map[time.Time][]forecast.Sample{}
 	for _, r := range readRows(t, path) {
@@ -224,7 +221,7 @@ func sum(xs []int) int {
 	return n
 }
 
-func benchNESO(t *testing.T, data string, md *bytes.Buffer, own, naive forecast.ForecastFunc) {
+func benchNESO(t testing.TB, data string, md *bytes.Buffer, own, naive forecast.ForecastFunc) {
 	dir := filepath.Join(data, "forecasts")
 	vs := vintages(t, filepath.Join(dir, "neso_gb_national_fw48h_forecast_2023-03-14_2023-03-16.csv"), 30*time.Minute)
 	// Latest snapshot per target is the truth; the 2023-03-16T21:00Z actual
@@ -288,7 +285,7 @@ func meanOf(r forecast.LeadMAE, h int) float64 {
 	return s / float64(n)
 }
 
-func benchWattTime(t *testing.T, data string, md *bytes.Buffer, naive forecast.ForecastFunc) {
+func benchWattTime(t testing.TB, data string, md *bytes.Buffer, naive forecast.ForecastFunc) {
 	dir := filepath.Join(data, "forecasts")
 	all := vintages(t, filepath.Join(dir, "watttime_CAISO_NORTH_moer_forecast_2023-06-08_2023-07-08.csv"), 5*time.Minute)
 	actual := loadSeries(t, filepath.Join(dir, "watttime_CAISO_NORTH_moer_actual_2023-06-08_2023-07-08.csv"), 5*time.Minute)

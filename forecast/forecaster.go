@@ -9,7 +9,7 @@ import (
 type Method string
 
 // Methods. MethodProfile is the default: it measured best on greenq's
-// benchmark data (see TestBenchTableForecaster and BENCHMARKS.md).
+// benchmark data (see BenchmarkTableForecaster and BENCHMARKS.md).
 // MethodRegression has a lower error over the first 6 h (e.g. DE-LU 2022,
 // 1 h ahead: 7.6 against 10.4 gCO2e/kWh), but in the back-test on 2023 its
 // decisions captured no more of the oracle's savings (one region 0.785
@@ -66,7 +66,7 @@ type Params struct {
 
 // DefaultParams are the tuned defaults of MethodProfile.
 // They were picked by a grid search on 2022 origins over five zones
-// (TestTuneForecaster); the optimum is flat, a week's weight did not help.
+// (BenchmarkTuneForecaster); the optimum is flat, a week's weight did not help.
 var DefaultParams = Params{Days: 14, WeekWeight: 0, LevelHours: 1, Decay: 0.95, Floor: 0.2}
 
 // Forecast predicts [from, from+horizon) from history, using only points

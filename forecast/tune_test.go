@@ -2,7 +2,6 @@ package forecast_test
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -11,19 +10,17 @@ import (
 	"github.com/greenq/greenq/forecast"
 )
 
-// TestTuneForecaster grid-searches MethodProfile's parameters on 2022
-// origins (in-sample for tuning; the benchmark table scores 2023). It runs
-// only with GREENQ_BENCH_TUNE=1.
-func TestTuneForecaster(t *testing.T) {
-	if os.Getenv("GREENQ_BENCH_TUNE") != "1" {
-		t.Skip("set GREENQ_BENCH_TUNE=1 to tune the forecaster")
-	}
-	data := dataDir(t)
+// BenchmarkTuneForecaster grid-searches MethodProfile's parameters on 2022
+// origins (in-sample for tuning; the benchmark table scores 2023) and
+// prints the ten best. make bench leaves it out; run it by hand:
+// go test -run '^$' -bench BenchmarkTuneForecaster -benchtime 1x ./forecast/
+func BenchmarkTuneForecaster(b *testing.B) {
+	data := dataDir(b)
 	ors := origins(time.Date(2022, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2022, 12, 28, 0, 0, 0, 0, time.UTC), 30*time.Hour)
 	var series []forecast.Series
 	var naive []float64
 	for _, z := range benchZones {
-		s := loadSeries(t, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
+		s := loadSeries(b, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
 		series = append(series, s)
 		naive = append(naive, forecast.EvaluateMAE(s, forecast.Forecaster{Method: forecast.MethodSeasonalDay}.Forecast, ors, 72).Avg(72))
 	}
@@ -55,13 +52,11 @@ func TestTuneForecaster(t *testing.T) {
 	}
 }
 
-// TestTuneCompare prints MAE by lead of the forecaster's methods on 2022
-// origins. It runs only with GREENQ_BENCH_TUNE=1.
-func TestTuneCompare(t *testing.T) {
-	if os.Getenv("GREENQ_BENCH_TUNE") != "1" {
-		t.Skip("set GREENQ_BENCH_TUNE=1 to tune the forecaster")
-	}
-	data := dataDir(t)
+// BenchmarkTuneCompare prints MAE by lead of the forecaster's methods on
+// 2022 origins. make bench leaves it out; run it by hand:
+// go test -run '^$' -bench BenchmarkTuneCompare -benchtime 1x ./forecast/
+func BenchmarkTuneCompare(b *testing.B) {
+	data := dataDir(b)
 	ors := origins(time.Date(2022, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2022, 12, 28, 0, 0, 0, 0, time.UTC), 29*time.Hour)
 	fs := map[string]forecast.ForecastFunc{
 		"naive":      forecast.Forecaster{Method: forecast.MethodSeasonalDay}.Forecast,
@@ -69,7 +64,7 @@ func TestTuneCompare(t *testing.T) {
 		"regression": forecast.Forecaster{Method: forecast.MethodRegression}.Forecast,
 	}
 	for _, z := range benchZones {
-		s := loadSeries(t, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
+		s := loadSeries(b, filepath.Join(data, "carbon", "em_"+z+".csv"), time.Hour)
 		for _, name := range []string{"naive", "profile", "regression"} {
 			r := forecast.EvaluateMAE(s, fs[name], ors, 48)
 			fmt.Printf("%-12s %-10s", z, name)

@@ -15,9 +15,10 @@
 // # Capacity guarantee
 //
 // For a region with Capacity > 0 the planner keeps one free-GPU count per
-// slot, Capacity minus every Busy usage overlapping the slot, over every
-// slot a run starting by the last start slot can touch, however long the
-// run: the longest job from that slot, a current plan, an urgent run from
+// slot, Capacity minus every Busy usage overlapping the slot after now (one
+// that ended by now holds nothing), over every slot a run starting by the
+// last start slot can touch, however long the run: the longest job from
+// that slot, a current plan, an urgent run from
 // a job's earliest start (up to 2^22 slots; a slot past them counts as
 // full, so nothing is planned there). A run holds every slot it overlaps
 // at all, from its first to its last. No job that is not Urgent is planned

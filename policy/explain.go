@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -14,10 +15,7 @@ func margin(cfg Config, j Job, earliest time.Time) time.Duration {
 	if cfg.SafetyMargin > 0 {
 		return cfg.SafetyMargin
 	}
-	m := 2 * cfg.Slot
-	if p := j.Duration / 10; p > m {
-		m = p
-	}
+	m := min(2*cfg.Slot, DefaultSafetyMargin)
 	if slack := j.Deadline.Sub(earliest) - j.Duration; m > slack/2 {
 		m = slack / 2
 	}
@@ -30,14 +28,20 @@ func (pl *planner) kWh(j *jobInfo, ri int) float64 {
 }
 
 // windows turns spans into times: the first starts at its exact time (the
-// earliest start or a slot boundary) and the lengths add up to the duration.
+// earliest start, a slot boundary or a latest start) and the lengths add up
+// to the duration.
 func (pl *planner) windows(j *jobInfo, spans []span, sl *slab) []Window {
 	ws := sl.windows(len(spans))
 	left := j.d
 	for i, sp := range spans {
 		st := pl.g.at(sp.a)
-		if sp.a == j.x0 {
+		switch sp.a {
+		case j.x0:
 			st = j.earliest
+		case j.ls[0]:
+			st = j.latest[0]
+		case j.ls[1]:
+			st = j.latest[1]
 		}
 		d := time.Duration(math.Round((sp.b - sp.a) * float64(pl.g.slot)))
 		if i == len(spans)-1 || d > left {
@@ -129,8 +133,10 @@ func (pl *planner) urgentRun(j *jobInfo, sc *scratch) cand {
 	bestFits := false
 	for _, ri := range j.regions {
 		r := &pl.g.rs[ri]
-		capChk, priceChk := pl.checks(j, r)
-		if priceChk && !pl.underCap(j, int(ri), j.earliest, j.earliest.Add(j.d)) {
+		capChk, _ := pl.checks(j, r)
+		// The grid's prices may not reach an urgent run from a later
+		// earliest start, so any cap is checked on the schedule itself.
+		if j.maxPrice > 0 && !pl.underCap(j, int(ri), j.earliest, j.earliest.Add(j.d)) {
 			continue // never above the job's price cap, however urgent
 		}
 		f := !capChk || fits(j, r, pl.freeOf(sc, j, int(ri)), j.x0, j.x0+j.ds, true, false)
@@ -251,6 +257,10 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 		nowAt = " now in " + a.Baseline.Region + ")"
 	}
 	same := wait < time.Second && region == a.Baseline.Region && len(a.Segments) == 1
+	// A tiny job's masses round to "0 g": say them to the hundredth of a
+	// gram, and not at all when that is zero too (no "0 g vs 0 g").
+	fine := math.Abs(c.g) < 0.5 && math.Abs(base.g) < 0.5
+	grams := !fine || math.Abs(c.g) >= 0.005 || math.Abs(base.g) >= 0.005
 	switch {
 	case same && carbonPrice:
 		b = append(b, ": no allowed region or window is better on cost and carbon"...)
@@ -262,24 +272,32 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 			b = append(b, " to cut cost and carbon by "...)
 			b = appendPct(b, pct)
 			b = append(b, " ("...)
-			b = appendG(b, c.g)
-			b = append(b, ", $"...)
+			if grams {
+				b = appendFineG(b, c.g, fine)
+				b = append(b, ", "...)
+			}
+			b = append(b, '$')
 			b = strconv.AppendFloat(b, c.cost, 'f', 2, 64)
 			b = append(b, " vs "...)
-			b = appendG(b, base.g)
-			b = append(b, ", $"...)
+			if grams {
+				b = appendFineG(b, base.g, fine)
+				b = append(b, ", "...)
+			}
+			b = append(b, '$')
 			b = strconv.AppendFloat(b, base.cost, 'f', 2, 64)
 			b = append(b, nowAt...)
 		} else {
 			b = append(b, " to save "...)
 			b = appendPct(b, pct)
-			b = append(b, " ("...)
-			b = appendG(b, c.g)
-			b = append(b, " vs "...)
-			b = appendG(b, base.g)
-			b = append(b, nowAt...)
+			if grams {
+				b = append(b, " ("...)
+				b = appendFineG(b, c.g, fine)
+				b = append(b, " vs "...)
+				b = appendFineG(b, base.g, fine)
+				b = append(b, nowAt...)
+			}
 		}
-		if wait >= time.Second && region != a.Baseline.Region {
+		if grams && wait >= time.Second && region != a.Baseline.Region {
 			// Both waiting and moving contribute: say how much each.
 			b = append(b, ": waiting saves "...)
 			b = appendSignedG(b, a.SavedByWaitingGCO2)
@@ -287,11 +305,13 @@ func (pl *planner) reason(j *jobInfo, a *Assignment, c, base cand, nowWhy string
 			b = appendSignedG(b, a.SavedByMovingGCO2)
 		}
 	default:
-		b = append(b, " ("...)
-		b = appendG(b, c.g)
-		b = append(b, " vs "...)
-		b = appendG(b, base.g)
-		b = append(b, nowAt...)
+		if grams {
+			b = append(b, " ("...)
+			b = appendFineG(b, c.g, fine)
+			b = append(b, " vs "...)
+			b = appendFineG(b, base.g, fine)
+			b = append(b, nowAt...)
+		}
 		if nowWhy != "" {
 			b = append(b, ": running now is "...)
 			b = append(b, nowWhy...)
@@ -362,7 +382,7 @@ func (pl *planner) alternatives(j *jobInfo, a *Assignment, c, base cand, nowWhy 
 			}
 			return -1
 		}
-		return cmpF(x.ExpectedGCO2, y.ExpectedGCO2)
+		return cmp.Compare(x.ExpectedGCO2, y.ExpectedGCO2)
 	})
 	if n := 1 + pl.cfg.Alternatives; len(out) > n {
 		out = out[:n]
@@ -374,6 +394,9 @@ func (pl *planner) alternatives(j *jobInfo, a *Assignment, c, base cand, nowWhy 
 
 // fmtDur writes d the way people say it: 14h, 2h30m, 45m, 20s.
 func fmtDur(d time.Duration) string { return string(appendDur(nil, d)) }
+
+// FormatDuration writes d as plan reasons do: 14h, 2h30m, 45m, 20s.
+func FormatDuration(d time.Duration) string { return fmtDur(d) }
 
 func appendDur(b []byte, d time.Duration) []byte {
 	switch {
@@ -409,6 +432,16 @@ func appendG(b []byte, g float64) []byte {
 		return append(b, " kg"...)
 	}
 	b = strconv.AppendFloat(b, g, 'f', 0, 64)
+	return append(b, " g"...)
+}
+
+// appendFineG is appendG, or with two decimals when fine (masses under
+// half a gram, which appendG writes as 0 g).
+func appendFineG(b []byte, g float64, fine bool) []byte {
+	if !fine {
+		return appendG(b, g)
+	}
+	b = strconv.AppendFloat(b, g, 'f', 2, 64)
 	return append(b, " g"...)
 }
 

@@ -41,6 +41,7 @@ type grid struct {
 	origin time.Time
 	slot   time.Duration
 	slotH  float64 // slot length in hours
+	now    float64 // Input.Now's position: usages are counted from it on
 	n      int     // slots in which a run may start
 	l      int     // slots the intensity and price arrays cover (n plus the longest run)
 	lf     int     // slots the free-GPU arrays cover: every slot a run can touch
@@ -129,6 +130,7 @@ func (r *regionGrid) cumPrice(x float64, slotH float64) float64 {
 // plan) reaches.
 func buildGrid(in Input, cfg Config, last time.Time, maxRun int, runEnd func(n int) float64) *grid {
 	g := &grid{origin: in.Now.Truncate(cfg.Slot), slot: cfg.Slot, slotH: cfg.Slot.Hours()}
+	g.now = g.pos(in.Now)
 	if h := in.Now.Add(cfg.Horizon); last.After(h) {
 		last = h
 	}
@@ -382,8 +384,9 @@ func (r *regionGrid) class(g int32) int {
 }
 
 // layCapacity writes the free GPUs per slot: c minus every usage of at
-// least minGPUs that overlaps the slot at all (a partial overlap holds the
-// whole slot).
+// least minGPUs that overlaps the slot at all after now (a partial overlap
+// holds the whole slot; a usage that ended by now holds nothing, so GPUs
+// freed earlier in the current slot can be taken at once).
 func (g *grid) layCapacity(reg Region, free []int32, c int64, minGPUs int32) {
 	// A difference array keeps long usages O(1) each.
 	diff := make([]int64, len(free)+1)
@@ -391,8 +394,12 @@ func (g *grid) layCapacity(reg Region, free []int32, c int64, minGPUs int32) {
 		if u.GPUs <= 0 || !u.End.After(u.Start) || int64(u.GPUs) < int64(minGPUs) {
 			continue
 		}
-		a := math.Floor(g.pos(u.Start))
-		b := math.Ceil(g.pos(u.End))
+		end := g.pos(u.End)
+		if end <= g.now {
+			continue
+		}
+		a := math.Floor(max(g.pos(u.Start), g.now))
+		b := math.Ceil(end)
 		a, b = max(a, 0), min(b, float64(len(free)))
 		if b <= a {
 			continue

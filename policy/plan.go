@@ -31,7 +31,10 @@ import (
 // # Windows and deadlines
 //
 // Runs start at max(now, Earliest) or at a slot boundary after it, and end
-// by the deadline less the safety margin (Config.SafetyMargin). When nothing
+// by the deadline less the safety margin (Config.SafetyMargin). Of options
+// that score the same, in one region or across regions, the earliest start
+// wins: a job that gains nothing by waiting starts now wherever there is
+// room, mid-slot, rather than at the next boundary. When nothing
 // fits with the margin, the planner drops the margin but still ends by the
 // deadline. When nothing ends by the deadline at all (too late, or every
 // window is over capacity or the price cap) the job is Urgent: it starts at
@@ -149,9 +152,10 @@ type jobInfo struct {
 	occ           int     // slots an aligned run touches
 	kslots        int     // slots an aligned segmented run needs
 	earliest      time.Time
-	x0            float64    // earliest start position
-	k0            int        // first slot boundary at or after x0
-	ls            [2]float64 // latest start: with margin, without
+	x0            float64      // earliest start position
+	k0            int          // first slot boundary at or after x0
+	ls            [2]float64   // latest start: with margin, without
+	latest        [2]time.Time // the same as times, exactly
 	regions       []int32
 	home          int32 // the baseline's region: Job.Home, else regions[0]; -1 with no region
 	maxPrice      float64
@@ -239,8 +243,9 @@ func newPlanner(in Input) *planner {
 			j.x0 = float64(j.k0)
 		}
 		m := margin(cfg, *jb, j.earliest)
-		j.ls[0] = pos(jb.Deadline.Add(-m - j.d))
-		j.ls[1] = pos(jb.Deadline.Add(-j.d))
+		j.latest = [2]time.Time{jb.Deadline.Add(-m - j.d), jb.Deadline.Add(-j.d)}
+		j.ls[0] = pos(j.latest[0])
+		j.ls[1] = pos(j.latest[1])
 		j.slack = j.ls[1] - j.x0
 		j.maxPrice = jb.MaxPriceUSDPerGPUHour
 		j.interruptible = jb.Interruptible

@@ -163,11 +163,29 @@ func TestPlanSafetyMargin(t *testing.T) {
 	// Intensity falls all day: the best run is the last one allowed.
 	regs := []policy.Region{{Name: "a", Series: hourly("a", t0, func(i int) float64 { return float64(500 - 5*i) }, 96)}}
 	job := policy.Job{ID: "j", GPUs: 1, Duration: 4 * time.Hour, Deadline: now.Add(24 * time.Hour)}
-	res := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{job}, Regions: regs})
-	// Default margin: max(2 slots, 10% of 4h) = 30m.
-	require.Equal(t, job.Deadline.Add(-30*time.Minute), res.Assignments[0].End())
+	// Default margin: min(2 slots, 5m), at most half the slack; the run ends
+	// on it (starting mid-slot when need be) as intensity falls minute by
+	// minute.
+	fine := forecast.Series{Region: "a", Signal: forecast.SignalAverage}
+	for i := range 48 * 60 {
+		st := t0.Add(time.Duration(i) * time.Minute)
+		fine.Points = append(fine.Points, forecast.Point{Start: st, End: st.Add(time.Minute), GCO2PerKWh: float64(5000 - i), Kind: forecast.KindForecast})
+	}
+	for _, tc := range []struct {
+		slot, d, wantMargin time.Duration
+	}{
+		{time.Minute, 4 * time.Hour, 2 * time.Minute},
+		{15 * time.Minute, 4*time.Hour + 10*time.Minute, 5 * time.Minute}, // starting mid-slot
+		{15 * time.Minute, 24*time.Hour - 6*time.Minute, 3 * time.Minute}, // half the slack
+		{10 * time.Second, 20 * time.Minute, 20 * time.Second},
+	} {
+		j := job
+		j.Duration = tc.d
+		res := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{j}, Regions: []policy.Region{{Name: "a", Series: fine}}, Config: policy.Config{Slot: tc.slot}})
+		require.Equal(t, j.Deadline.Add(-tc.wantMargin), res.Assignments[0].End(), "slot %s, run %s", tc.slot, tc.d)
+	}
 
-	res = policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{job}, Regions: regs, Config: policy.Config{SafetyMargin: 2 * time.Hour}})
+	res := policy.Plan(policy.Input{Now: now, Jobs: []policy.Job{job}, Regions: regs, Config: policy.Config{SafetyMargin: 2 * time.Hour}})
 	require.Equal(t, job.Deadline.Add(-2*time.Hour), res.Assignments[0].End())
 }
 
@@ -404,7 +422,9 @@ func checkCapacity(t require.TestingT, in policy.Input, res policy.Result) {
 				}
 			}
 			for _, u := range r.Busy {
-				add(u.Start, u.End, u.GPUs)
+				if u.End.After(in.Now) { // a usage that ended by now holds nothing
+					add(u.Start, u.End, u.GPUs)
+				}
 			}
 			busyOnly := map[int64]int{}
 			for k, v := range use {

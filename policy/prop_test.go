@@ -114,7 +114,7 @@ func defaultMargin(cfg policy.Config, j policy.Job, earliest time.Time) time.Dur
 	if cfg.SafetyMargin > 0 {
 		return cfg.SafetyMargin
 	}
-	m := max(2*cfg.Slot, j.Duration/10)
+	m := min(2*cfg.Slot, 5*time.Minute)
 	if slack := j.Deadline.Sub(earliest) - j.Duration; m > slack/2 {
 		m = slack / 2
 	}

@@ -241,6 +241,16 @@ func (pl *planner) bestIn(j *jobInfo, ri int, level int, sc *scratch) cand {
 			b1v, b2v, bx = p1, p2, j.x0
 		}
 	}
+	// An unaligned latest start (mid-slot) is the last candidate: a run
+	// that is best ending as late as allowed need not end a slot early.
+	if x := ls; x > float64(hi)+1e-9 && x > j.x0 && hi == int(math.Floor(ls+1e-9)) && fits(j, r, pl.freeOf(sc, j, ri), x, x+j.ds, capChk, priceChk) {
+		dP := r.cum(x+j.ds) - r.cum(x)
+		dQ := r.cumPrice(x+j.ds, pl.g.slotH) - r.cumPrice(x, pl.g.slotH)
+		p1, p2 := a1*dP+b1*dQ, a2*dP+b2*dQ
+		if bx < 0 || better(p1, p2, b1v, b2v) {
+			b1v, b2v, bx = p1, p2, x
+		}
+	}
 	if bx >= 0 {
 		c.ok, c.x = true, bx
 		c.p1, c.p2 = b1v, b2v
@@ -434,7 +444,9 @@ func (pl *planner) segmentedIn(j *jobInfo, ri int, level int, sc *scratch, c *ca
 }
 
 // best returns job j's best option over its allowed regions at the given
-// level; with explain it also fills sc.perReg with each region's best.
+// level, the earliest start on a tie (so a job that gains nothing by
+// waiting starts now wherever there is room); with explain it also fills
+// sc.perReg with each region's best.
 func (pl *planner) best(j *jobInfo, level int, sc *scratch, explain bool) cand {
 	var bc cand
 	if explain {
@@ -451,7 +463,7 @@ func (pl *planner) best(j *jobInfo, level int, sc *scratch, explain bool) cand {
 		if explain {
 			sc.perReg = append(sc.perReg, c)
 		}
-		if c.ok && (!bc.ok || better(c.p1, c.p2, bc.p1, bc.p2)) {
+		if c.ok && (!bc.ok || better(c.p1, c.p2, bc.p1, bc.p2) || c.x < bc.x && !better(bc.p1, bc.p2, c.p1, c.p2)) {
 			bc = c
 			if c.nspans > 0 {
 				sc.bestSpan = append(sc.bestSpan[:0], sc.regSpans...)

@@ -3,6 +3,7 @@ package queue
 // This file holds the types other packages code against.
 
 import (
+	"cmp"
 	"strconv"
 	"strings"
 	"time"
@@ -82,7 +83,13 @@ type WorkerInfo struct {
 	Busy     int       `json:"busy"`
 	GPUModel string    `json:"gpu_model,omitempty"`
 	SeenAt   time.Time `json:"seen_at"`
+	// LargestNode is the most GPUs one job can get from this worker, its
+	// cluster's largest node (Slurm, Kubernetes); 0: GPUs (JobGPUs).
+	LargestNode int `json:"largest_node,omitempty"`
 }
+
+// JobGPUs is the most GPUs one job can get from w: LargestNode, else GPUs.
+func (w WorkerInfo) JobGPUs() int { return cmp.Or(w.LargestNode, w.GPUs) }
 
 // FinishRequest is what a worker reports when a job's process ends.
 type FinishRequest struct {

@@ -50,30 +50,28 @@ func BenchmarkSubmit(b *testing.B) {
 	})
 }
 
-// TestBenchTableRelease measures release latency on the real clock: jobs
+// BenchmarkTableRelease measures release latency on the real clock: jobs
 // planned to start spread over a few seconds, the release loop running,
-// lag = enqueue time − planned start. Runs only with GREENQ_BENCH=1; writes
-// a markdown table to $GREENQ_BENCH_OUT/release.md and stdout.
-func TestBenchTableRelease(t *testing.T) {
-	if os.Getenv("GREENQ_BENCH") != "1" {
-		t.Skip("set GREENQ_BENCH=1 to measure release latency")
-	}
+// lag = enqueue time − planned start. It measures one burst and ignores
+// b.N (run it with -benchtime 1x, as make bench does); it writes a markdown
+// table to $GREENQ_BENCH_OUT/release.md and stdout.
+func BenchmarkTableRelease(b *testing.B) {
 	const (
 		jobs   = 300
 		spread = 3 * time.Second
 	)
-	b := setup(t, func(c *Config) { c.Now = time.Now; c.Logger = nil })
+	bs := setup(b, func(c *Config) { c.Now = time.Now; c.Logger = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	in := asynq.NewInspector(redistest.AsynqOpt(t))
-	defer func() { _ = in.DeleteQueue(RegionQueue(b.regions[0]), true); _ = in.Close() }()
+	in := asynq.NewInspector(redistest.AsynqOpt(b))
+	defer func() { _ = in.DeleteQueue(RegionQueue(bs.regions[0]), true); _ = in.Close() }()
 
 	var (
 		mu   sync.Mutex
 		lags []time.Duration
 		done = make(chan struct{})
 	)
-	r, err := NewReleaser(b.s, ReleaserConfig{RedisConnOpt: redistest.AsynqOpt(t), OnRelease: func(_ *greenq.Job, lag time.Duration) {
+	r, err := NewReleaser(bs.s, ReleaserConfig{RedisConnOpt: redistest.AsynqOpt(b), OnRelease: func(_ *greenq.Job, lag time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		lags = append(lags, lag)
@@ -81,25 +79,25 @@ func TestBenchTableRelease(t *testing.T) {
 			close(done)
 		}
 	}})
-	require.NoError(t, err)
+	require.NoError(b, err)
 	defer r.Close()
 
 	base := time.Now().Add(time.Second)
 	plans := map[string]greenq.Plan{}
 	for i := range jobs {
-		j := b.submit(t, "bench")
+		j := bs.submit(b, "bench")
 		start := base.Add(time.Duration(i) * spread / jobs)
-		plans[j.ID] = greenq.Plan{Region: b.regions[0], Start: start, End: start.Add(time.Hour)}
+		plans[j.ID] = greenq.Plan{Region: bs.regions[0], Start: start, End: start.Add(time.Hour)}
 	}
-	n, err := b.s.SetPlans(ctx, plans)
-	require.NoError(t, err)
-	require.Equal(t, jobs, n)
-	require.True(t, time.Now().Before(base), "setup took longer than the lead time")
+	n, err := bs.s.SetPlans(ctx, plans)
+	require.NoError(b, err)
+	require.Equal(b, jobs, n)
+	require.True(b, time.Now().Before(base), "setup took longer than the lead time")
 	go func() { _ = r.Run(ctx) }()
 	select {
 	case <-done:
 	case <-time.After(spread + 30*time.Second):
-		t.Fatalf("released %d of %d", len(lags), jobs)
+		b.Fatalf("released %d of %d", len(lags), jobs)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -119,11 +117,11 @@ func TestBenchTableRelease(t *testing.T) {
 		q(.9).Round(time.Microsecond), q(.99).Round(time.Microsecond), lags[len(lags)-1].Round(time.Microsecond), early)
 	fmt.Print(out.String())
 	if dir := os.Getenv("GREENQ_BENCH_OUT"); dir != "" {
-		require.NoError(t, os.MkdirAll(dir, 0o755))
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "release.md"), []byte(out.String()), 0o644))
+		require.NoError(b, os.MkdirAll(dir, 0o755))
+		require.NoError(b, os.WriteFile(filepath.Join(dir, "release.md"), []byte(out.String()), 0o644))
 	}
-	require.Zero(t, early, "never released before the planned start")
-	tasks, err := in.ListPendingTasks(RegionQueue(b.regions[0]), asynq.PageSize(jobs+10))
-	require.NoError(t, err)
-	require.Len(t, tasks, jobs)
+	require.Zero(b, early, "never released before the planned start")
+	tasks, err := in.ListPendingTasks(RegionQueue(bs.regions[0]), asynq.PageSize(jobs+10))
+	require.NoError(b, err)
+	require.Len(b, tasks, jobs)
 }

@@ -30,8 +30,12 @@
 //
 // Planner.PlanOnce reads the pending and planned jobs, each region's
 // series, live capacity and the GPUs held by released and running jobs,
-// calls policy.Plan and stores the plans (SetPlans), never touching a job
-// that is released or being released. Planner.Run repeats that on a cron
+// hands them to the store's planning adapter (package planning, made from
+// Config.Policy: the one planner configuration) and stores the plans
+// (SetPlans), never touching a job that is released or being released.
+// Submit's provisional plan and Explain go through the same adapter, and
+// the release schedule follows planning.ReleaseAt. A plan resting on a
+// fallback carbon signal names it in greenq.Plan.Signal. Planner.Run repeats that on a cron
 // schedule and whenever triggered; submissions and new forecasts on any
 // replica trigger it through Redis pub/sub. Each round also shares the
 // configured regions' facts (PUE, prices, embodied factor) with the

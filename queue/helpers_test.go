@@ -112,7 +112,7 @@ func cleanKeys(rdb redis.UniversalClient, prefix string) {
 }
 
 // submit stores one job and returns it.
-func (b *bundle) submit(t *testing.T, tenant string, mod ...func(*greenq.SubmitRequest)) *greenq.Job {
+func (b *bundle) submit(t testing.TB, tenant string, mod ...func(*greenq.SubmitRequest)) *greenq.Job {
 	t.Helper()
 	req := greenq.SubmitRequest{Command: []string{"true"}, Deadline: "24h", DurationEstimateS: 3600}
 	for _, m := range mod {

@@ -38,14 +38,14 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]*greenq.Job, stri
 	if err != nil {
 		return nil, "", err
 	}
-	max := "+"
+	upper := "+"
 	if opts.Cursor != "" {
-		max = "(" + opts.Cursor
+		upper = "(" + opts.Cursor
 	}
-	batch := int64(max2(limit*2, 64))
+	batch := int64(max(limit*2, 64))
 	var out []*greenq.Job
 	for {
-		idList, err := s.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: max, Min: "-", Count: batch}).Result()
+		idList, err := s.rdb.ZRevRangeByLex(ctx, key, &redis.ZRangeBy{Max: upper, Min: "-", Count: batch}).Result()
 		if err != nil {
 			return nil, "", redisErr("list jobs", err)
 		}
@@ -64,15 +64,8 @@ func (s *Store) List(ctx context.Context, opts ListOptions) ([]*greenq.Job, stri
 		if int64(len(idList)) < batch {
 			return out, "", nil
 		}
-		max = "(" + idList[len(idList)-1]
+		upper = "(" + idList[len(idList)-1]
 	}
-}
-
-func max2(a, b int) int {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // listIndex picks the smallest index that covers opts; the rest of the

@@ -2,9 +2,6 @@ package queue
 
 import (
 	"context"
-	"net"
-	"os/exec"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,27 +15,8 @@ import (
 // port, for settings that must not touch the shared test server.
 func privateRedis(t *testing.T) *redis.Client {
 	t.Helper()
-	redistest.URL(t) // integration tests only
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	port := l.Addr().(*net.TCPAddr).Port
-	require.NoError(t, l.Close())
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	rdb := redis.NewClient(&redis.Options{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))})
+	rdb := redis.NewClient(&redis.Options{Addr: redistest.Private(t).Addr})
 	t.Cleanup(func() { _ = rdb.Close() })
-	deadline := time.Now().Add(5 * time.Second)
-	for rdb.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			t.Skip("private redis-server did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	return rdb
 }
 

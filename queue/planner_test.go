@@ -43,7 +43,7 @@ func TestPlannerRound(t *testing.T) {
 
 	free := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
 	only := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{a} })
-	urgent := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "50m"; r.DurationEstimateS = 0 })
+	short := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "50m"; r.DurationEstimateS = 0 })
 	held := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
 	b.plan(t, held.ID, a, t0.Add(time.Hour), false)
 	b.force(t, held.ID, greenq.StateReleased)
@@ -52,7 +52,8 @@ func TestPlannerRound(t *testing.T) {
 	require.NoError(t, err)
 	res, err := p.PlanOnce(ctx)
 	require.NoError(t, err)
-	require.Len(t, res.Assignments, 3, "released jobs are not planned")
+	require.Equal(t, 3, res.Planned, "released jobs are not planned")
+	require.Equal(t, 3, res.Changed)
 
 	j, err := b.s.Get(ctx, "", free.ID)
 	require.NoError(t, err)
@@ -68,9 +69,17 @@ func TestPlannerRound(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, a, j.Plan.Region, "a job allowed one region stays there")
 
-	j, err = b.s.Get(ctx, "", urgent.ID)
+	// No duration and no measured run: the default fits a 50m deadline
+	// (a quarter of it), so the job is placed, not released at once as
+	// "cannot finish", and the reason says what was assumed.
+	j, err = b.s.Get(ctx, "", short.ID)
 	require.NoError(t, err)
-	require.True(t, j.Plan.Urgent, "an hour's default estimate cannot wait for a 50m deadline")
+	require.Equal(t, int64(12*60), j.DurationEstimateS)
+	require.Equal(t, greenq.EstimateDefault, j.EstimateSource)
+	require.False(t, j.Plan.Urgent, "%s", j.Plan.Reason)
+	require.False(t, j.Plan.End.After(j.Deadline), "%s", j.Plan.Reason)
+	require.Contains(t, j.Plan.Reason, "duration assumed 12m")
+	require.NotContains(t, mustGet(t, b, free.ID).Plan.Reason, "assumed", "a job with a duration")
 
 	j, err = b.s.Get(ctx, "", held.ID)
 	require.NoError(t, err)
@@ -126,6 +135,11 @@ func mustGet(t *testing.T, b *bundle, id string) *greenq.Job {
 	return j
 }
 
+// TestPlannerRunsOnSubmit: a submission wakes the running planner through
+// Redis (as one on another replica would). The first job is planned by the
+// round Run makes at start; the second only by the wake its submit
+// publishes, since the next scheduled round is an hour away and nothing
+// triggers the planner locally — without the wake it is never planned.
 func TestPlannerRunsOnSubmit(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -133,25 +147,24 @@ func TestPlannerRunsOnSubmit(t *testing.T) {
 	defer cancel()
 	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Replan: "@every 1h", Coalesce: time.Millisecond})
 	require.NoError(t, err)
+	first := b.submit(t, "alice")
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	// Submits on this or another replica wake the planner through Redis.
-	var j *greenq.Job
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if j == nil {
-			j = b.submit(t, "alice")
-		}
-		got := mustGet(t, b, j.ID)
-		if got.State == greenq.StatePlanned {
-			break
-		}
-		require.True(t, time.Now().Before(deadline), "job was not planned")
-		time.Sleep(5 * time.Millisecond)
-	}
-	p.Trigger()
+	waitPlanned(t, b, first.ID, "by the round at start")
+	second := b.submit(t, "alice")
+	waitPlanned(t, b, second.ID, "after the wake its submit published")
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// waitPlanned polls job id until it is planned, for up to 10 s.
+func waitPlanned(t *testing.T, b *bundle, id, why string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for mustGet(t, b, id).State != greenq.StatePlanned {
+		require.True(t, time.Now().Before(deadline), "job %s was not planned %s", id, why)
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestPlannerLeavesBusyGPUsAlone(t *testing.T) {
@@ -179,4 +192,18 @@ func TestPlannerLeavesBusyGPUsAlone(t *testing.T) {
 		_, err = b.s.Cancel(ctx, "", j.ID)
 		require.NoError(t, err)
 	}
+}
+
+// TestPlannerHasOneConfig: the planner plans with its store's policy
+// configuration; another one is refused rather than silently differing
+// from submit's and explain's.
+func TestPlannerHasOneConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.Policy = policy.Config{Slot: 5 * time.Minute} })
+	_, err := NewPlanner(b.s, PlannerConfig{Policy: policy.Config{Slot: 15 * time.Minute}})
+	require.ErrorContains(t, err, "Policy")
+	p, err := NewPlanner(b.s, PlannerConfig{Policy: policy.Config{Slot: 5 * time.Minute}})
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Minute, p.plan.Config().Slot)
+	require.Same(t, b.s.Planning(), p.plan, "one adapter for submit, the rounds and explain")
 }

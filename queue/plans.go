@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/planning"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -35,6 +36,43 @@ func (s *Store) setPlans(ctx context.Context, plans map[string]greenq.Plan, c *j
 		c.mu.Lock()
 		defer c.mu.Unlock()
 	}
+	idList := planOrder(plans)
+	now := s.now().UTC()
+	changed := 0
+	for len(idList) > 0 {
+		n := min(len(idList), 500)
+		rows, err := s.planRows(ctx, idList[:n], c)
+		if err != nil {
+			return changed, fmt.Errorf("set plans: %w", err)
+		}
+		idList = idList[n:]
+		todo, olds := rows[:0], make([]greenq.State, 0, len(rows))
+		for _, r := range rows {
+			old := r.job.State
+			ok, err := applyPlan(r, plans[r.job.ID], now)
+			if err != nil {
+				return changed, fmt.Errorf("set plans: %w", err)
+			}
+			if ok {
+				todo, olds = append(todo, r), append(olds, old)
+			}
+		}
+		k, err := s.writePlans(ctx, todo, olds, plans, now, c)
+		changed += k
+		if k > 0 {
+			// Wake the release loop after each batch: a job due now need not
+			// wait for the rest of a large round.
+			s.wake(ctx, wakeRelease)
+		}
+		if err != nil {
+			return changed, fmt.Errorf("set plans: %w", err)
+		}
+	}
+	return changed, nil
+}
+
+// planOrder returns the valid ids of plans, urgent first, then by start.
+func planOrder(plans map[string]greenq.Plan) []string {
 	idList := make([]string, 0, len(plans))
 	for id := range plans {
 		if validID(id) {
@@ -54,117 +92,111 @@ func (s *Store) setPlans(ctx context.Context, plans map[string]greenq.Plan, c *j
 		}
 		return strings.Compare(a, b)
 	})
-	now := s.now().UTC()
-	apply := func(r *row) (bool, error) {
-		j := r.job
-		if (j.State != greenq.StatePending && j.State != greenq.StatePlanned) || r.resv {
-			return false, nil
-		}
-		p := plans[j.ID]
-		next := planState(&p) // a held job stays pending, off the release schedule
-		if j.State == next && samePlan(j.Plan, &p) {
-			return false, nil
-		}
-		if j.State != next {
-			if err := transition(j, next); err != nil {
-				return false, err
-			}
-		}
-		p.Start, p.End, p.PlannedAt = p.Start.UTC(), p.End.UTC(), p.PlannedAt.UTC()
-		if p.PlannedAt.IsZero() {
-			p.PlannedAt = now
-		}
-		j.Plan, j.State, j.UpdatedAt = &p, next, now
-		return true, nil
+	return idList
+}
+
+// planRows returns the records of ids: copies of those c holds (nil: none)
+// and the rest read from Redis.
+func (s *Store) planRows(ctx context.Context, ids []string, c *jobCache) ([]*row, error) {
+	if c == nil {
+		return s.loadMany(ctx, ids)
 	}
-	retry := func(id string) (bool, error) {
-		applied := false
-		_, err := s.update(ctx, id, func(r *row) error {
-			ok, err := apply(r)
-			applied = ok
-			if err == nil && !ok {
-				return errNoChange
-			}
-			return err
-		})
-		return applied, err
+	var rows []*row
+	var missing []string
+	for _, id := range ids {
+		e, ok := c.jobs[id]
+		if !ok {
+			missing = append(missing, id)
+			continue
+		}
+		j := *e.job // the cached job is shared: change a copy
+		rows = append(rows, &row{job: &j, ver: e.ver, rel: e.rel})
 	}
+	loaded, err := s.loadMany(ctx, missing)
+	return append(rows, loaded...), err
+}
+
+// applyPlan gives r's job plan p at now, moving it to planned (or pending,
+// when p holds it). It reports false, changing nothing, for a job released,
+// finished or being released, or already on p.
+func applyPlan(r *row, p greenq.Plan, now time.Time) (bool, error) {
+	j := r.job
+	if (j.State != greenq.StatePending && j.State != greenq.StatePlanned) || r.resv {
+		return false, nil
+	}
+	next := planState(&p) // a held job stays pending, off the release schedule
+	if j.State == next && samePlan(j.Plan, &p) {
+		return false, nil
+	}
+	if j.State != next {
+		if err := transition(j, next); err != nil {
+			return false, err
+		}
+	}
+	p.Start, p.End, p.PlannedAt = p.Start.UTC(), p.End.UTC(), p.PlannedAt.UTC()
+	if p.PlannedAt.IsZero() {
+		p.PlannedAt = now
+	}
+	j.Plan, j.State, j.UpdatedAt = &p, next, now
+	return true, nil
+}
+
+// writePlans writes the rows applyPlan changed (olds: their states as
+// read) in one pipeline, redoing from a fresh read each that changed
+// meanwhile, and puts those written at their read version back into c. It
+// returns how many jobs changed; a job gone meanwhile is skipped.
+func (s *Store) writePlans(ctx context.Context, todo []*row, olds []greenq.State, plans map[string]greenq.Plan, now time.Time, c *jobCache) (int, error) {
+	oks, errs := s.writeMany(ctx, todo, olds)
 	changed := 0
-	for len(idList) > 0 {
-		n := min(len(idList), 500)
-		var rows []*row
-		missing := idList[:n]
-		if c != nil {
-			missing = nil
-			for _, id := range idList[:n] {
-				e, ok := c.jobs[id]
-				if !ok {
-					missing = append(missing, id)
-					continue
-				}
-				j := *e.job // the cached job is shared: change a copy
-				rows = append(rows, &row{job: &j, ver: e.ver, rel: e.rel})
-			}
+	for i, r := range todo {
+		ok, err := oks[i], errs[i]
+		if err == nil && !ok {
+			// Changed since it was read: redo from a fresh read.
+			ok, err = s.replan(ctx, r.job.ID, plans[r.job.ID], now)
 		}
-		loaded, err := s.loadMany(ctx, missing)
-		if err != nil {
-			return changed, fmt.Errorf("set plans: %w", err)
-		}
-		rows = append(rows, loaded...)
-		idList = idList[n:]
-		todo, olds := rows[:0], make([]greenq.State, 0, len(rows))
-		for _, r := range rows {
-			old := r.job.State
-			ok, err := apply(r)
-			if err != nil {
-				return changed, fmt.Errorf("set plans: %w", err)
+		switch {
+		case errors.Is(err, greenq.ErrNotFound):
+			continue
+		case err != nil:
+			return changed, err
+		case ok:
+			changed++
+			if c != nil && oks[i] {
+				c.jobs[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
 			}
-			if ok {
-				todo, olds = append(todo, r), append(olds, old)
-			}
-		}
-		oks, errs := s.writeMany(ctx, todo, olds)
-		before := changed
-		for i, r := range todo {
-			ok, err := oks[i], errs[i]
-			if err == nil && !ok {
-				// Changed since it was read: redo from a fresh read.
-				ok, err = retry(r.job.ID)
-			}
-			switch {
-			case errors.Is(err, greenq.ErrNotFound):
-				continue
-			case err != nil:
-				if changed > 0 {
-					s.wake(ctx, wakeRelease)
-				}
-				return changed, fmt.Errorf("set plans: %w", err)
-			case ok:
-				changed++
-				if c != nil && oks[i] {
-					c.jobs[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
-				}
-			}
-		}
-		if changed > before {
-			s.wake(ctx, wakeRelease)
 		}
 	}
 	return changed, nil
 }
 
-// samePlan reports whether b puts the job where a already does.
+// replan is applyPlan on a fresh read of job id, written by compare-and-set.
+func (s *Store) replan(ctx context.Context, id string, p greenq.Plan, now time.Time) (bool, error) {
+	applied := false
+	_, err := s.update(ctx, id, func(r *row) error {
+		ok, err := applyPlan(r, p, now)
+		applied = ok
+		if err == nil && !ok {
+			return errNoChange
+		}
+		return err
+	})
+	return applied, err
+}
+
+// samePlan reports whether b puts the job where a already does, as
+// firmly (a provisional plan the leader confirms is rewritten as its own).
 func samePlan(a, b *greenq.Plan) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Region != b.Region || !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || a.Urgent != b.Urgent || a.Held != b.Held || len(a.Segments) != len(b.Segments) {
+	if a.Region != b.Region || !a.Start.Equal(b.Start) || !a.End.Equal(b.End) || a.Urgent != b.Urgent || a.Held != b.Held || len(a.Segments) != len(b.Segments) ||
+		a.Provisional != b.Provisional {
 		return false
 	}
 	// The reason's wording changes as time passes ("defer 5h", "defer 4h"),
-	// so it is not compared, except for the signal it rests on: a plan that
+	// so it is not compared, but the signal it rests on is: a plan that
 	// moves onto or off a fallback signal is rewritten to say so.
-	if signalNote(a.Reason) != signalNote(b.Reason) {
+	if a.Signal != b.Signal {
 		return false
 	}
 	for i := range a.Segments {
@@ -193,7 +225,7 @@ func (s *Store) reserve(ctx context.Context, id string, now time.Time) (*row, er
 		if j.State != greenq.StatePlanned || j.Plan == nil || j.Plan.Held {
 			return errSkip
 		}
-		if !j.Plan.Urgent && now.Before(j.Plan.Start) {
+		if planning.ReleaseAt(j.Plan, now).After(now) {
 			return errNotDue
 		}
 		if !r.resv && !now.Before(j.Deadline) {
@@ -461,13 +493,4 @@ func (s *Store) markManyReleased(ctx context.Context, rows []*row) ([]*greenq.Jo
 		}
 	}
 	return out, errs
-}
-
-// signalNote returns the "(signal for R: …)" note the planner adds to a
-// reason when a region's series is a fallback, or "".
-func signalNote(reason string) string {
-	if i := strings.LastIndex(reason, " (signal for "); i >= 0 {
-		return reason[i:]
-	}
-	return ""
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
-	"github.com/greenq/greenq/policy"
+	"github.com/greenq/greenq/forecast/refresh"
+	"github.com/greenq/greenq/planning"
 )
 
 // seriesCacheTTL bounds how stale a series cached for provisional plans may
@@ -58,70 +60,67 @@ func (s *Store) forgetSeries(region string) {
 	s.cache.mu.Unlock()
 }
 
-// policyRegions returns the configured regions as the planner sees them:
-// price schedule, PUE, series (a region with none gets an empty one, which
-// the policy counts at the other regions' mean), the largest job a worker
-// there can run (configured, and when live, the largest worker seen within
-// WorkerMemory) and, when live, the live workers' sizes (capacity per
-// worker, so a job only counts room on workers it fits) and the GPUs
-// released and running jobs hold.
-func (s *Store) policyRegions(ctx context.Context, now time.Time, slot time.Duration, live bool, cached bool, activeCache *jobCache) ([]policy.Region, error) {
-	regions := s.regions
-	var active []*greenq.Job
-	var sizes map[string][]int
-	if live {
-		var err error
-		if regions, sizes, err = s.liveRegions(ctx); err != nil {
-			return nil, err
-		}
-		// Busy GPUs only matter in a pool of known size (capacity 0 is
-		// unbounded), so the released and running jobs are read only then.
-		if slices.ContainsFunc(regions, func(r greenq.Region) bool { return r.Capacity > 0 }) {
-			if activeCache != nil {
-				active, err = s.activeCached(ctx, activeCache)
-			} else {
-				active, err = s.Active(ctx)
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-	}
-	out := make([]policy.Region, 0, len(regions))
-	for _, r := range regions {
-		pr := policy.Region{Name: r.Name, PUE: r.PUE, Price: policy.PriceSchedule{USDPerGPUHour: r.GPUPriceUSDPerHour},
-			MaxJobGPUs: max(r.MaxGPUsPerWorker, 0)}
-		for _, st := range r.PriceSchedule {
-			pr.Price.TimeOfUse = append(pr.Price.TimeOfUse, policy.TimeOfUsePrice{FromHour: st.FromHour, ToHour: st.ToHour, USDPerGPUHour: st.USDPerGPUHour})
-		}
-		if live {
-			pr.Capacity, pr.Workers = r.Capacity, sizes[r.Name]
-			pr.Busy = busy(active, r.Name, now, slot)
-		}
-		var (
-			series forecast.Series
-			found  bool
-			err    error
-		)
-		if cached {
-			series, found, err = s.cachedSeries(ctx, r.Name, now)
-		} else {
-			series, err = s.Series(ctx, r.Name)
-			found = err == nil
-			if errors.Is(err, greenq.ErrNotFound) {
-				err = nil
-			}
-		}
+// submitRegions returns the configured regions as a submit's provisional
+// plan sees them: each with its series as cached (seriesCache), without
+// capacity.
+func (s *Store) submitRegions(ctx context.Context, now time.Time) ([]planning.Region, error) {
+	out := make([]planning.Region, len(s.regions))
+	for i, r := range s.regions {
+		series, found, err := s.cachedSeries(ctx, r.Name, now)
 		if err != nil {
 			return nil, err
 		}
-		if !found {
-			series = forecast.Series{Region: r.Name, Signal: forecast.SignalAverage}
-		}
-		pr.Series = series
-		out = append(out, pr)
+		out[i] = regionFacts(r, series, found)
 	}
 	return out, nil
+}
+
+// roundRegions returns the regions as the leader's round sees them: live
+// capacity and worker sizes (Regions), the released and running jobs
+// through active (read only when some region has a capacity: capacity 0 is
+// unbounded) and each region's stored series.
+func (s *Store) roundRegions(ctx context.Context, active *jobCache) ([]planning.Region, error) {
+	regions, sizes, err := s.liveRegions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var jobs []*greenq.Job
+	if slices.ContainsFunc(regions, func(r greenq.Region) bool { return r.Capacity > 0 }) {
+		if jobs, err = s.activeCached(ctx, active); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]planning.Region, len(regions))
+	for i, r := range regions {
+		series, err := s.Series(ctx, r.Name)
+		if err != nil && !errors.Is(err, greenq.ErrNotFound) {
+			return nil, err
+		}
+		f := regionFacts(r, series, err == nil)
+		f.Live, f.Workers, f.Active = true, sizes[r.Name], jobs
+		out[i] = f
+	}
+	return out, nil
+}
+
+// regionFacts is region r with its series as the planning adapter takes
+// them, naming the fallback the series is, if any.
+func regionFacts(r greenq.Region, series forecast.Series, found bool) planning.Region {
+	return planning.Region{Config: r, Series: series, HasSeries: found, Fallback: fallbackOf(series, found)}
+}
+
+// fallbackOf names the forecast refresh's fallback a series is (no signal,
+// a provider's last good series, greenq's own forecaster), or "" for a
+// provider's own series. No series at all is refresh.SourceNone.
+func fallbackOf(series forecast.Series, found bool) string {
+	src := series.Source
+	switch {
+	case !found || src == "":
+		return refresh.SourceNone
+	case src == refresh.SourceNone, strings.HasSuffix(src, refresh.SuffixLastGood), strings.HasPrefix(src, refresh.SourceForecaster):
+		return src
+	}
+	return ""
 }
 
 // planBatcher folds the provisional plans of concurrent submissions into
@@ -189,7 +188,7 @@ func (s *Store) provisionalPlans(ctx context.Context, now time.Time, jobs []*gre
 }
 
 // planBatch makes the provisional plans of every job in batch in one
-// policy.Plan call.
+// planning round.
 func (s *Store) planBatch(ctx context.Context, batch []*planWait) {
 	now := batch[0].now
 	n := 0
@@ -199,26 +198,19 @@ func (s *Store) planBatch(ctx context.Context, batch []*planWait) {
 		}
 		n += len(w.jobs)
 	}
-	cfg := s.policy.WithDefaults()
-	regions, err := s.policyRegions(ctx, now, cfg.Slot, false, true, nil)
+	regions, err := s.submitRegions(ctx, now)
 	if err != nil {
 		s.log.Debug("provisional plan skipped", "err", err)
 		return
 	}
-	in := policy.Input{Now: now, Regions: regions, Config: cfg, Jobs: make([]policy.Job, 0, n)}
 	jobs := make([]*greenq.Job, 0, n)
 	for _, w := range batch {
-		for _, j := range w.jobs {
-			in.Jobs = append(in.Jobs, toPolicyJob(j))
-			jobs = append(jobs, j)
-		}
+		jobs = append(jobs, w.jobs...)
 	}
-	res := policy.Plan(in)
-	for i, a := range res.Assignments {
-		if a.Region == "" && !a.Held {
+	for i, p := range s.plan.Plan(now, jobs, regions) {
+		if !planning.Placed(p) {
 			continue
 		}
-		p := toPlan(a, now)
 		p.Provisional = true
 		jobs[i].Plan = &p
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/planning"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -121,16 +122,6 @@ func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
 		return nil, fmt.Errorf("new releaser: Batch: must be positive, got %d", cfg.Batch)
 	}
 	r := &Releaser{s: s, cfg: cfg, log: cfg.Logger.With("component", "releaser"), wakeCh: make(chan struct{}, 1)}
-	switch {
-	case cfg.Client != nil:
-		r.client = cfg.Client
-	case cfg.RedisConnOpt != nil:
-		c := asynq.NewClient(cfg.RedisConnOpt)
-		r.client, r.closer = c, c.Close
-	default:
-		// Shares the Store's connection pool, which the caller closes.
-		r.client = asynq.NewClientFromRedisClient(s.rdb)
-	}
 	r.lag = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "greenq_release_lag_seconds",
 		Help:    "Time from a job's planned start to its task being on the region queue.",
@@ -149,27 +140,57 @@ func NewReleaser(s *Store, cfg ReleaserConfig) (*Releaser, error) {
 		Name: "greenq_jobs_expired_total",
 		Help: "Jobs that could not start before their deadline.",
 	})
-	if cfg.Registerer != nil {
-		r.lag = register(cfg.Registerer, r.lag)
-		r.rels = register(cfg.Registerer, r.rels)
-		r.expired = register(cfg.Registerer, r.expired)
-		r.deferral = register(cfg.Registerer, r.deferral)
+	if err := r.register(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("new releaser: %w", err)
+	}
+	switch {
+	case cfg.Client != nil:
+		r.client = cfg.Client
+	case cfg.RedisConnOpt != nil:
+		c := asynq.NewClient(cfg.RedisConnOpt)
+		r.client, r.closer = c, c.Close
+	default:
+		// Shares the Store's connection pool, which the caller closes.
+		r.client = asynq.NewClientFromRedisClient(s.rdb)
 	}
 	return r, nil
 }
 
+// register registers the releaser's metrics with reg (nil: none), sharing
+// those a releaser in the same process registered before.
+func (r *Releaser) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	var err error
+	if r.lag, err = register(reg, r.lag); err != nil {
+		return err
+	}
+	if r.rels, err = register(reg, r.rels); err != nil {
+		return err
+	}
+	if r.expired, err = register(reg, r.expired); err != nil {
+		return err
+	}
+	r.deferral, err = register(reg, r.deferral)
+	return err
+}
+
 // register registers c, or returns the collector already registered under
-// its name (a second Releaser in one process shares the metrics).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+// its name (a second Releaser in one process shares the metrics). Any other
+// failure (a name taken by a collector of another kind or help) is
+// returned, as worker's register does.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
 	if err := reg.Register(c); err != nil {
 		var are prometheus.AlreadyRegisteredError
 		if errors.As(err, &are) {
 			if old, ok := are.ExistingCollector.(C); ok {
-				return old
+				return old, nil
 			}
 		}
+		return c, fmt.Errorf("register metrics: %w", err)
 	}
-	return c
+	return c, nil
 }
 
 // Close releases the asynq client the Releaser made itself.
@@ -314,7 +335,7 @@ func (r *Releaser) releaseMany(ctx context.Context, ids []string, now time.Time)
 			continue
 		}
 		j := rv.row.job
-		if j.State != greenq.StatePlanned || j.Plan == nil || !j.Plan.Urgent && now.Before(j.Plan.Start) {
+		if j.State != greenq.StatePlanned || j.Plan == nil || planning.ReleaseAt(j.Plan, now).After(now) {
 			// The schedule and the record disagree (they are written
 			// together, so this should not happen): the record wins, and
 			// the reservation waits for a round where it is due.

@@ -274,3 +274,21 @@ func TestTaskDeadlineNeverEarly(t *testing.T) {
 		require.Less(t, got.Sub(d), time.Second)
 	}
 }
+
+// TestReleaserMetricsRegistration: a second releaser in one process
+// shares the first's metrics; a name taken by another kind of collector
+// is an error, not silently unexported.
+func TestReleaserMetricsRegistration(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	reg := prometheus.NewRegistry()
+	for range 2 {
+		r, err := NewReleaser(b.s, ReleaserConfig{Client: &fakeEnqueuer{}, Registerer: reg})
+		require.NoError(t, err)
+		require.NoError(t, r.Close())
+	}
+	taken := prometheus.NewRegistry()
+	taken.MustRegister(prometheus.NewGauge(prometheus.GaugeOpts{Name: "greenq_jobs_expired_total", Help: "something else"}))
+	_, err := NewReleaser(b.s, ReleaserConfig{Client: &fakeEnqueuer{}, Registerer: taken})
+	require.ErrorContains(t, err, "register metrics")
+}

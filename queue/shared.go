@@ -11,6 +11,7 @@ import (
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/planning"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -64,7 +65,7 @@ func (s *Store) largestWorkers(ctx context.Context) (map[string]int, error) {
 			continue
 		}
 		if m, ok := out[w.Region]; ok {
-			out[w.Region] = max(m, w.GPUs)
+			out[w.Region] = max(m, w.JobGPUs())
 		}
 	}
 	if len(old) > 0 {
@@ -151,7 +152,7 @@ func (s *Store) liveRegions(ctx context.Context) ([]greenq.Region, map[string][]
 				r.Capacity += w.GPUs
 				r.Workers++
 				sizes[r.Name] = append(sizes[r.Name], w.GPUs)
-				r.MaxGPUsPerWorker = max(r.MaxGPUsPerWorker, w.GPUs)
+				r.MaxGPUsPerWorker = max(r.MaxGPUsPerWorker, w.JobGPUs())
 			}
 		}
 		r.MaxGPUsPerWorker = max(r.MaxGPUsPerWorker, largest[r.Name])
@@ -278,7 +279,7 @@ func measuredDuration(j *greenq.Job) time.Duration {
 	if j.Receipt != nil && j.Receipt.DurationS > 0 {
 		return time.Duration(j.Receipt.DurationS * float64(time.Second))
 	}
-	if d := doneDuration(j); d > 0 {
+	if d := planning.DoneDuration(j); d > 0 {
 		return d
 	}
 	if j.Run != nil && j.Run.FinishedAt != nil {

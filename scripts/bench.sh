@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# make bench: runs every benchmark table (each a TestBench* test that only
-# runs with GREENQ_BENCH=1) against a throw-away redis-server, prints them,
-# and rewrites BENCHMARKS.md with the date and machine.
-# BENCH_ONLY=regex limits which tests run (default: all), e.g.
-# BENCH_ONLY=TestBenchBatchSubmit make bench for bulk submit against raw asynq.
+# make bench: runs every benchmark once (-benchtime 1x) against a
+# throw-away redis-server. The report benchmarks (BenchmarkTablePlanner,
+# BenchmarkSubmit, …) measure once, print their markdown table and write it
+# to $GREENQ_BENCH_OUT; this script rewrites BENCHMARKS.md from those
+# tables with the date and machine. The tuning benchmarks (BenchmarkTune*)
+# are left out: they take long and are run by hand, e.g.
+#   go test -run '^$' -bench '^BenchmarkTuneForecaster$' -benchtime 1x ./forecast/
+# BENCH_ONLY=regex limits which benchmarks run (then tuning ones too, if
+# it names them), e.g. BENCH_ONLY='^BenchmarkBatchSubmit$' make bench for
+# bulk submit against raw asynq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -11,16 +16,20 @@ ensure_pkg redis-server redis-server redis-tools
 trap stop_redis EXIT
 start_redis
 export GREENQ_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
-export GREENQ_BENCH=1
+go build -o bin/greenq ./cmd/greenq
+export GREENQ_E2E_BIN="$PWD/bin/greenq"   # the end-to-end benchmarks run this binary
 out=$(mktemp -d)
 export GREENQ_BENCH_OUT=$out
-only=${BENCH_ONLY:-'^TestBench'}
+only=${BENCH_ONLY:-'^Benchmark'}
+skip=()
+[ -n "${BENCH_ONLY:-}" ] || skip=(-skip '^BenchmarkTune')
 
 # Packages in the order their tables appear in BENCHMARKS.md.
 for pkg in ./cmd/greenq/e2e ./queue ./policy ./policy/backtest ./forecast; do
   [ -d "$pkg" ] || continue
   echo "== $pkg"
-  go test -count=1 -timeout 30m -run "$only" -v "$pkg" 2>&1 | grep -v '^=== RUN\|^--- SKIP\|^    --- SKIP' || true
+  go test -count=1 -timeout 30m -run '^$' -bench "$only" "${skip[@]}" -benchtime 1x "$pkg" 2>&1 |
+    grep -v '^goos:\|^goarch:\|^pkg:\|^cpu:' || true
 done
 
 # A partial run (BENCH_ONLY) prints its tables and leaves BENCHMARKS.md,

@@ -8,7 +8,11 @@
 #   4. submits a PyTorch matrix-multiply loop (~60 s on GPU 0) with a tight deadline,
 #      so the planner releases it at once, and waits for it (`greenq status ID --wait -o json`);
 #   5. prints the job's receipt (energy, source, model, utilisation) next to the energy
-#      obtained by integrating nvidia-smi's power readings over the job's own run interval.
+#      obtained by integrating nvidia-smi's power readings over the job's own run interval;
+#   6. runs the same load under `greenq meter --gpus 0` (the wrapper a Slurm node or a pod
+#      runs) next to `nvidia-smi --query-gpu=power.draw -lms 1000` over the same minute,
+#      and prints both energies and their ratio as the "## GPU energy check" table of
+#      BENCHMARKS.md.
 #
 # Usage:   scripts/gpu-check.sh            (from anywhere inside the repository)
 # Env:     GREENQ_BIN=path        use this binary instead of building one
@@ -17,6 +21,7 @@
 #          GREENQ_API_URL=...     where `greenq dev` serves (default http://127.0.0.1:8080)
 #          GREENQ_DEV_ARGS="..."  extra arguments for `greenq dev`
 #          KEEP=1                 keep the work directory (logs, samples, job JSON)
+#          GPU_CHECK_ONLY=meter   run the greenq meter check (step 6) only, without greenq dev
 # Exit:    0 when the check ran (the figures are printed, not judged), 1 on any failure.
 # Output:  the last block is a Markdown table row ready for BENCHMARKS.md.
 
@@ -80,6 +85,88 @@ if command -v go >/dev/null && go version -m "$BIN" 2>/dev/null | grep -q 'CGO_E
 	echo "WARNING: $BIN was built without cgo: the worker cannot use NVML and will only estimate"
 fi
 
+# The load both checks run: fp16 matmuls on GPU 0 for SECONDS_RUN seconds.
+PY="import time, torch
+n = $MATRIX
+a = torch.randn(n, n, device='cuda', dtype=torch.float16)
+b = torch.randn_like(a)
+torch.cuda.synchronize()
+t0 = time.time(); k = 0
+while time.time() - t0 < $SECONDS_RUN:
+    for _ in range(10):
+        c = a @ b
+    torch.cuda.synchronize(); k += 10
+el = time.time() - t0
+print(f'matmuls={k} seconds={el:.1f} tflops={2 * n**3 * k / el / 1e12:.1f}', flush=True)"
+
+# meter_check runs the load under `greenq meter` while nvidia-smi samples
+# GPU 0's power.draw every second, and prints both energies over the
+# meter's own interval, and their ratio, as a Markdown table.
+meter_check() {
+	say "greenq meter against nvidia-smi power.draw (1 s samples, GPU 0)"
+	# shellcheck disable=SC2054 # the commas belong to nvidia-smi's arguments
+	local smi=(nvidia-smi -i 0 --query-gpu=timestamp,power.draw --format=csv,noheader,nounits -lms 1000)
+	if command -v stdbuf >/dev/null; then smi=(stdbuf -oL "${smi[@]}"); fi
+	"${smi[@]}" >"$WORK/meter-power.csv" 2>"$WORK/meter-power.err" &
+	SMI_PID=$!
+	sleep 2
+	kill -0 "$SMI_PID" 2>/dev/null || die "nvidia-smi sampling stopped: $(cat "$WORK/meter-power.err")"
+	"$BIN" meter --gpus 0 --interval 1s --out "$WORK/meter.json" -- python3 -c "$PY" \
+		|| die "greenq meter -- python3 (the load) failed"
+	sleep 2 # a sample after the end
+	kill "$SMI_PID" 2>/dev/null || true
+	wait "$SMI_PID" 2>/dev/null || true
+	SMI_PID=""
+	[[ -s $WORK/meter.json ]] || die "greenq meter wrote no reading"
+	python3 - "$WORK/meter.json" "$WORK/meter-power.csv" <<'PY'
+import json, re, sys, time
+from datetime import datetime, timezone
+
+reading = json.load(open(sys.argv[1]))
+def rfc3339(s):
+    s = re.sub(r"(\.\d{6})\d+", r"\1", s).replace("Z", "+00:00")
+    return datetime.fromisoformat(s).timestamp()
+start, end = rfc3339(reading["start"]), rfc3339(reading["end"])
+samples = []
+for line in open(sys.argv[2]):
+    parts = [p.strip() for p in line.split(",")]
+    try:
+        t = time.mktime(datetime.strptime(parts[0], "%Y/%m/%d %H:%M:%S.%f").timetuple()) \
+            + float("0." + parts[0].rsplit(".", 1)[1])
+        samples.append((t, float(parts[1])))
+    except (ValueError, IndexError):
+        continue
+if len(samples) < 4:
+    sys.exit("gpu-check: FAILED: too few nvidia-smi samples; see meter-power.csv")
+def power_at(t):
+    for (t0, w0), (t1, w1) in zip(samples, samples[1:]):
+        if t0 <= t <= t1:
+            return w0 if t1 == t0 else w0 + (w1 - w0) * (t - t0) / (t1 - t0)
+    return None
+pts = [(start, power_at(start))] + [(t, w) for t, w in samples if start < t < end] + [(end, power_at(end))]
+pts = [(t, w) for t, w in pts if w is not None]
+smi_wh = sum((t1 - t0) * (w0 + w1) / 2 for (t0, w0), (t1, w1) in zip(pts, pts[1:])) / 3600
+meter_wh = reading.get("gpu_energy_kwh", 0) * 1000
+ratio = meter_wh / smi_wh if smi_wh else float("nan")
+print()
+print("## GPU energy check")
+print()
+print("| date | GPU | seconds | greenq meter Wh (source) | nvidia-smi power.draw Wh (1 s samples) | meter / nvidia-smi |")
+print("|---|---|---|---|---|---|")
+print(f"| {datetime.now(timezone.utc):%Y-%m-%d} | {reading.get('gpu_model') or '?'} | {end - start:.1f} | "
+      f"{meter_wh:.3f} ({reading.get('energy_source')}) | {smi_wh:.3f} | {ratio:.3f} |")
+if reading.get("energy_source") == "estimate":
+    print("\nNOTE: the meter estimated (no NVML: a build without cgo, or the driver library did not load).")
+PY
+}
+
+if [[ ${GPU_CHECK_ONLY:-} == meter ]]; then
+	meter_check
+	echo
+	echo "gpu-check: done"
+	exit 0
+fi
+
 say "3/6 starting greenq dev (log: $WORK/dev.log)"
 curl -fsS "$API/healthz" >/dev/null 2>&1 && die "something already serves $API; stop it or set GREENQ_API_URL"
 # shellcheck disable=SC2086 # GREENQ_DEV_ARGS is a list of arguments
@@ -105,18 +192,6 @@ sleep 3 # a few idle samples before the job, for the idle figure
 kill -0 "$SMI_PID" 2>/dev/null || die "nvidia-smi sampling stopped: $(cat "$WORK/power.err")"
 
 say "5/6 submitting a ${SECONDS_RUN}s PyTorch matmul loop (${MATRIX}x${MATRIX} fp16)"
-PY="import time, torch
-n = $MATRIX
-a = torch.randn(n, n, device='cuda', dtype=torch.float16)
-b = torch.randn_like(a)
-torch.cuda.synchronize()
-t0 = time.time(); k = 0
-while time.time() - t0 < $SECONDS_RUN:
-    for _ in range(10):
-        c = a @ b
-    torch.cuda.synchronize(); k += 10
-el = time.time() - t0
-print(f'matmuls={k} seconds={el:.1f} tflops={2 * n**3 * k / el / 1e12:.1f}', flush=True)"
 # A deadline just past the run makes the job urgent: the planner releases it at once.
 "$BIN" submit --name gpu-check --deadline "$((SECONDS_RUN + 90))s" --duration "$((SECONDS_RUN + 5))s" \
 	--gpus 1 -o json -- python3 -c "$PY" >"$WORK/submit.json" || die "submit failed: $(cat "$WORK/submit.json")"
@@ -210,5 +285,7 @@ print(f"| {datetime.now(timezone.utc):%Y-%m-%d} | {rc.get('gpu_model')} | {dur:.
 if rc.get("energy_source") == "estimate":
     print("\nNOTE: the receipt is an estimate: the worker did not use NVML (built without cgo, or the driver library did not load; see dev.log).")
 PY
+
+meter_check
 echo
 echo "gpu-check: done"

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# make test: installs what the tests need, starts redis-server on a free
-# loopback port (AOF in a temp dir), sets up podman with a test image,
-# starts a one-node Slurm cluster on free ports, runs go vet and every
-# test, stops what it started.
+# make test: checks that go.mod is tidy, installs what the tests need,
+# starts redis-server on a free loopback port (AOF in a temp dir), sets up
+# podman with a test image, starts a one-node Slurm cluster on free ports,
+# runs go vet and every test, stops what it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+
+# go.mod and go.sum must be exactly what `go mod tidy` leaves.
+if ! tidy=$(go mod tidy -diff 2>&1); then
+  echo "go.mod/go.sum are not tidy: run \`go mod tidy\` and commit the result. It would change:" >&2
+  echo "$tidy" >&2
+  exit 1
+fi
 
 ensure_pkg redis-server redis-server redis-tools
 ensure_pkg redis-sentinel redis-sentinel || true

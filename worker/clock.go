@@ -65,3 +65,39 @@ func (w *Worker) syncClock(ctx context.Context, atStart bool) error {
 	}
 	return nil
 }
+
+// runTimers are timers on the worker's clock, stopped together. Under
+// testing/synctest they run on the bubble's fake time.
+type runTimers struct {
+	clock *skewClock
+	ts    []*time.Timer
+}
+
+// at returns a channel that fires at when, by the worker's clock; nil
+// (never) for the zero time.
+func (t *runTimers) at(when time.Time) <-chan time.Time {
+	if when.IsZero() {
+		return nil
+	}
+	tm := time.NewTimer(when.Sub(t.clock.now()))
+	t.ts = append(t.ts, tm)
+	return tm.C
+}
+
+func (t *runTimers) stop() {
+	for _, tm := range t.ts {
+		tm.Stop()
+	}
+}
+
+// sleep waits d on the worker's clock, or until ctx ends (its error).
+func (c *skewClock) sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

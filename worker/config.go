@@ -106,6 +106,13 @@ type Config struct {
 	// Meter measures GPU energy. Default OpenGPUMeter (NVML where
 	// available, else an estimate).
 	Meter EnergyMeter
+	// APIURL is the greenq API's base URL as jobs reach it where a cluster
+	// runs them (http://greenq-api.greenq:8080). With it, each run of an
+	// executor that runs jobs elsewhere (Slurm, Kubernetes) gets a job
+	// token (EnvJobToken) and the URL (EnvAPIURL) in its environment, and
+	// greenq meter posts its reading to the API with them. Default "":
+	// the reading comes back in a file only.
+	APIURL string
 	// SysRoot is the file-system root holding sys/class/powercap and
 	// proc/stat for RAPL. Default "/".
 	SysRoot string

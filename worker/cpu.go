@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/greenq/greenq"
 )
 
 // CPUMeter measures the CPU package and DRAM energy of a job: RAPL
@@ -41,7 +43,7 @@ type CPUReading struct {
 	RAMKWh float64
 	// Source is SourceRAPL or SourceEstimate (for CPU; RAM too when RAPL
 	// has a dram domain).
-	Source string
+	Source greenq.EnergySource
 }
 
 type raplDomain struct {

@@ -39,9 +39,15 @@
 //
 // Both run through Metering, on the worker's machine for its own jobs, and
 // inside `greenq meter` where a cluster runs the job (a Slurm node): the
-// executor hands that reading back (executor.Exit.Energy) and the receipt
-// says where it was measured (EnergyMeter: worker, greenq-meter, slurm, or
-// none, with the GPUs estimated).
+// executor hands that reading back (executor.Exit.Energy: a file greenq
+// meter wrote, or the cluster's accounting), or greenq meter posts it to
+// the API with the run's job token (Config.APIURL: the worker mints the
+// token, bound to the job, and puts GREENQ_JOB_TOKEN and GREENQ_API_URL in
+// the job's environment; it takes the posted reading when the run ends,
+// which revokes the token). A measured posted reading comes first, then
+// the executor's, then an estimated posted one; the receipt says where it
+// was measured (EnergyMeter: worker, greenq-meter-api, greenq-meter,
+// slurm, or none, with the GPUs estimated) and how (greenq.EnergySource).
 //
 // ComputeReceipt turns the measured energy and the region's stored carbon
 // series into a receipt: gCO2e = kWh × PUE × intensity, the run-now

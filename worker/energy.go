@@ -3,14 +3,17 @@ package worker
 import (
 	"strings"
 	"time"
+
+	"github.com/greenq/greenq"
 )
 
-// Energy source labels, from the best measurement to the weakest.
+// Energy source labels (greenq.EnergySource), from the best measurement to
+// the weakest.
 const (
-	SourceNVML              = "nvml"                // NVML total-energy counter
-	SourceNVMLPowerSampling = "nvml-power-sampling" // NVML power samples integrated over time
-	SourceEstimate          = "estimate"            // power figure × time, no measurement
-	SourceRAPL              = "rapl"                // RAPL counters, the job's share by CPU time
+	SourceNVML              = greenq.EnergyNVML              // NVML total-energy counter
+	SourceNVMLPowerSampling = greenq.EnergyNVMLPowerSampling // NVML power samples integrated over time
+	SourceEstimate          = greenq.EnergyEstimate          // power figure × time, no measurement
+	SourceRAPL              = greenq.EnergyRAPL              // RAPL counters, the job's share by CPU time
 )
 
 // EnergyMeter measures the energy of GPUs, by index, over a run.
@@ -36,7 +39,7 @@ type GPUReading struct {
 	KWh float64
 	// Source is SourceNVML, SourceNVMLPowerSampling or SourceEstimate: the
 	// weakest source used for any of the GPUs.
-	Source string
+	Source greenq.EnergySource
 	Model  string
 	// UtilizationPct and MemoryUsedMiB are means over the samples (summed
 	// over GPUs for memory, averaged for utilisation); 0 when unknown.
@@ -50,7 +53,7 @@ type GPUReading struct {
 }
 
 // sourceRank orders sources from strongest (0) to weakest.
-func sourceRank(s string) int {
+func sourceRank(s greenq.EnergySource) int {
 	switch s {
 	case SourceNVML:
 		return 0
@@ -62,7 +65,7 @@ func sourceRank(s string) int {
 }
 
 // weaker returns the weaker of two source labels ("" counts as unset).
-func weaker(a, b string) string {
+func weaker(a, b greenq.EnergySource) greenq.EnergySource {
 	if a == "" {
 		return b
 	}

@@ -23,6 +23,14 @@ type fakeStore struct {
 	beats    chan queue.WorkerInfo
 	// skew is how far the server's clock is ahead of time.Now.
 	skew time.Duration
+	// tokens and posted are the job tokens minted and the readings
+	// posted with them, by job.
+	tokens map[string]string
+	posted map[string]*greenq.EnergyReading
+	// finishFails makes that many Finish calls fail as a Redis outage
+	// would; finishTries records when each call came.
+	finishFails int
+	finishTries []time.Time
 }
 
 type finishCall struct {
@@ -115,6 +123,12 @@ func (s *fakeStore) AppendLogCut(_ context.Context, id string, p []byte, lost in
 
 func (s *fakeStore) Finish(_ context.Context, id string, f queue.FinishRequest) (*greenq.Job, error) {
 	s.mu.Lock()
+	s.finishTries = append(s.finishTries, time.Now())
+	if s.finishFails > 0 {
+		s.finishFails--
+		s.mu.Unlock()
+		return nil, greenq.Errorf(greenq.CodeUnavailable, "the job store is unreachable")
+	}
 	j, ok := s.jobs[id]
 	if !ok {
 		s.mu.Unlock()
@@ -187,4 +201,38 @@ func (s *fakeStore) Get(_ context.Context, _ string, id string) (*greenq.Job, er
 	}
 	cp := *j
 	return &cp, nil
+}
+
+func (s *fakeStore) MintJobToken(_ context.Context, id string, _ time.Duration) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens == nil {
+		s.tokens = map[string]string{}
+	}
+	tok := queue.JobTokenPrefix + id
+	s.tokens[id] = tok
+	return tok, nil
+}
+
+func (s *fakeStore) TakeEnergy(_ context.Context, id string) (*greenq.EnergyReading, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.posted[id]
+	delete(s.posted, id)
+	delete(s.tokens, id)
+	return r, nil
+}
+
+// post stores a reading for job id as the API would, with its token.
+func (s *fakeStore) post(id, tok string, r greenq.EnergyReading) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tokens[id] != tok || s.posted[id] != nil {
+		return false
+	}
+	if s.posted == nil {
+		s.posted = map[string]*greenq.EnergyReading{}
+	}
+	s.posted[id] = &r
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"strconv"
@@ -58,26 +59,16 @@ func (w *Worker) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	return w.runJob(ctx, p.JobID, p.Release)
 }
 
+// runJob runs job id for a task of release number release: it loads the
+// job (loadRunnable), takes its GPUs, marks it started, runs it (execute)
+// and reports how it ended (report).
 func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	log := w.log.With("job", id)
-	j, err := w.store.Get(ctx, "", id)
-	if err != nil {
-		if greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
-			log.Warn("released job does not exist; dropping its task")
-			return nil
-		}
-		return fmt.Errorf("read job %s: %w", id, err)
+	j, ok, err := w.loadRunnable(ctx, log, id, release)
+	if !ok || err != nil {
+		return err
 	}
-	if j.State.Final() {
-		return nil
-	}
-	n := max(j.GPUs, 0)
-	if n > w.cfg.GPUs {
-		if moved, err := w.handBack(ctx, j, release); moved || err != nil {
-			return err
-		}
-	}
-	gpus, unrunnable := w.acquireGPUs(ctx, n)
+	gpus, unrunnable := w.acquireGPUs(ctx, max(j.GPUs, 0))
 	if unrunnable != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("wait for gpus: %w", unrunnable)
@@ -107,41 +98,84 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	}
 	log.Info("job started", "gpus", gpus, "attempt", j.Attempts, "argv0", first(j.Command))
 
-	r := &runningJob{cancel: make(chan struct{})}
-	w.mu.Lock()
-	w.running[id] = r
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, id)
-		w.mu.Unlock()
-	}()
-
+	r, untrack := w.track(id)
+	defer untrack()
 	var res result
 	if unrunnable != nil {
 		res = w.notRun(unrunnable)
 	} else {
 		res = w.execute(ctx, j, gpus, r)
 	}
-	if res.reason == stopContext {
-		// asynq cancels a task's context for a user's cancel
-		// (CancelProcessing) and when the worker lost its lease; only the
-		// record tells them apart. A lost lease means asynq runs the task
-		// again, so nothing is reported here.
-		res.reason = stopAbandon
-		gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if cur, err := w.store.Get(gctx, "", id); err == nil && cur.State == greenq.StateCancelled {
-			res.reason = stopCancel
+	w.report(ctx, log, j, w.settleContext(ctx, id, res))
+	return nil
+}
+
+// loadRunnable reads job id and reports whether this worker should run
+// it: not a job that is gone or final, nor one larger than the worker
+// that it handed back to its size queue (handBack). An error makes asynq
+// try the task again.
+func (w *Worker) loadRunnable(ctx context.Context, log *slog.Logger, id string, release int) (*greenq.Job, bool, error) {
+	j, err := w.store.Get(ctx, "", id)
+	if err != nil {
+		if greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
+			log.Warn("released job does not exist; dropping its task")
+			return nil, false, nil
 		}
-		cancel()
+		return nil, false, fmt.Errorf("read job %s: %w", id, err)
 	}
+	if j.State.Final() {
+		return nil, false, nil
+	}
+	if max(j.GPUs, 0) > w.cfg.GPUs {
+		if moved, err := w.handBack(ctx, j, release); moved || err != nil {
+			return nil, false, err
+		}
+	}
+	return j, true, nil
+}
+
+// track registers job id as running (for cancels) until untrack.
+func (w *Worker) track(id string) (r *runningJob, untrack func()) {
+	r = &runningJob{cancel: make(chan struct{})}
+	w.mu.Lock()
+	w.running[id] = r
+	w.mu.Unlock()
+	return r, func() {
+		w.mu.Lock()
+		delete(w.running, id)
+		w.mu.Unlock()
+	}
+}
+
+// settleContext tells what a stop by asynq's cancelled context was.
+// asynq cancels a task's context for a user's cancel (CancelProcessing)
+// and when the worker lost its lease; only the record tells them apart. A
+// lost lease means asynq runs the task again, so nothing is reported then
+// (stopAbandon).
+func (w *Worker) settleContext(ctx context.Context, id string, res result) result {
+	if res.reason != stopContext {
+		return res
+	}
+	res.reason = stopAbandon
+	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if cur, err := w.store.Get(gctx, "", id); err == nil && cur.State == greenq.StateCancelled {
+		res.reason = stopCancel
+	}
+	return res
+}
+
+// report records how j's run ended (finish), drops the checkpoint of an
+// interruptible job that is done, and counts the outcome. An abandoned
+// run is not reported: asynq runs its task again.
+func (w *Worker) report(ctx context.Context, log *slog.Logger, j *greenq.Job, res result) {
 	if res.reason == stopAbandon {
 		w.metrics.jobs.WithLabelValues(w.cfg.Region, OutcomeAbandoned).Inc()
 		log.Warn("job killed: the worker is stopping or lost the task; asynq runs it again")
-		return nil
+		return
 	}
 	f := w.finishRequest(ctx, j, res)
-	w.finish(log, id, f)
+	w.finish(log, j.ID, f)
 	if j.Interruptible && (f.State == greenq.StateSucceeded || f.State == greenq.StateCancelled) {
 		w.dropCheckpoint(ctx, j.ID)
 	}
@@ -150,15 +184,14 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 		outcome = OutcomePaused
 	}
 	w.metrics.jobs.WithLabelValues(w.cfg.Region, outcome).Inc()
-	w.metrics.energy.WithLabelValues(w.cfg.Region, res.gpu.Source).Add(f.Segment.EnergyKWh)
+	w.metrics.energy.WithLabelValues(w.cfg.Region, string(res.gpu.Source)).Add(f.Segment.EnergyKWh)
 	w.metrics.nvmlErrors.WithLabelValues(w.cfg.Region).Add(float64(res.gpu.ReadErrors))
 	if f.Receipt != nil {
 		w.metrics.gco2.WithLabelValues(w.cfg.Region).Add(f.Receipt.GCO2)
 		w.metrics.saved.WithLabelValues(w.cfg.Region).Add(f.Receipt.SavedGCO2)
 	}
 	log.Info("job ended", "state", f.State, "exit_code", f.ExitCode, "energy_kwh", f.Segment.EnergyKWh,
-		"energy_source", res.gpu.Source, "err", f.Error)
-	return nil
+		"energy_source", res.gpu.Source, "energy_meter", res.meter, "err", f.Error)
 }
 
 // handBack deals with a task for job j that needs more GPUs than this
@@ -195,20 +228,33 @@ func lastAttempt(ctx context.Context) bool {
 	return !ok1 || !ok2 || n >= m
 }
 
-// finish reports the end of a run, retrying a few times: the job has run
-// and must not run again just because the store blinked.
-func (w *Worker) finish(log interface{ Error(string, ...any) }, id string, f queue.FinishRequest) {
+// finishAttempts and finishBackoff bound finish's retries: 200 ms, 400 ms,
+// … between attempts, on the worker's clock.
+const (
+	finishAttempts = 5
+	finishBackoff  = 200 * time.Millisecond
+)
+
+// finish reports the end of a run, retrying a few times on the worker's
+// clock: the job has run and must not run again just because the store
+// blinked. The retries end with the worker (w.life: once asynq has given
+// unfinished tasks back, abandonRunning); a report never made leaves the
+// job running in its record, and asynq's lease recovery runs its task
+// again, as for a worker that died.
+func (w *Worker) finish(log *slog.Logger, id string, f queue.FinishRequest) {
 	var err error
-	for attempt := range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	for attempt := range finishAttempts {
+		ctx, cancel := context.WithTimeout(w.life, 10*time.Second)
 		_, err = w.store.Finish(ctx, id, f)
 		cancel()
 		if err == nil || greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
 			return
 		}
-		time.Sleep(time.Duration(attempt+1) * 200 * time.Millisecond)
+		if attempt == finishAttempts-1 || w.clock.sleep(w.life, time.Duration(attempt+1)*finishBackoff) != nil {
+			break
+		}
 	}
-	log.Error("report job end", "state", f.State, "err", err)
+	log.Error("report job end; asynq runs the job again", "state", f.State, "err", err, "worker_stopped", w.life.Err() != nil)
 }
 
 // result is what one run of a job's process came to.

@@ -3,6 +3,8 @@ package worker
 import (
 	"time"
 
+	"github.com/greenq/greenq"
+
 	"github.com/greenq/greenq/worker/executor"
 )
 
@@ -14,6 +16,10 @@ const (
 	// MeterGreenq: by `greenq meter`, wrapping the command where it ran (a
 	// Slurm node, a pod), with the same code as MeterWorker.
 	MeterGreenq = "greenq-meter"
+	// MeterGreenqAPI: by `greenq meter` where the job ran, posted to the
+	// API with the run's job token (the file greenq meter writes is
+	// MeterGreenq).
+	MeterGreenqAPI = "greenq-meter-api"
 	// MeterSlurm: by the Slurm cluster's energy accounting
 	// (ConsumedEnergy).
 	MeterSlurm = "slurm"
@@ -24,7 +30,7 @@ const (
 
 // SourceSlurm labels energy from a Slurm cluster's accounting
 // (ConsumedEnergy): the node's energy over the job, not split by device.
-const SourceSlurm = "slurm"
+const SourceSlurm = greenq.EnergySlurm
 
 // Metering is one run's energy measurement in progress: the GPUs through
 // an EnergyMeter (NVML, else an estimate) and the CPU and memory through a
@@ -82,11 +88,6 @@ func readingParts(r executor.Reading) (GPUReading, CPUReading) {
 	g := GPUReading{KWh: r.GPUKWh, Source: r.Source, Model: r.GPUModel, UtilizationPct: r.UtilizationPct,
 		MemoryUsedMiB: r.MemoryUsedMiB, UtilizationSamples: r.Samples, ReadErrors: r.ReadErrors}
 	c := CPUReading{CPUKWh: r.CPUKWh, RAMKWh: r.RAMKWh, Source: r.CPUSource}
-	if g.Source == "" {
-		g.Source = SourceEstimate
-	}
-	if c.Source == "" {
-		c.Source = SourceEstimate
-	}
+	g.Source, c.Source = g.Source.OrEstimate(), c.Source.OrEstimate()
 	return g, c
 }

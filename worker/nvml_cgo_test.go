@@ -14,6 +14,8 @@ import (
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxh100"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 	"github.com/stretchr/testify/require"
+
+	"github.com/greenq/greenq"
 )
 
 // gpuFake sets the functions dgxh100 leaves nil. Each reads the bubble's
@@ -78,7 +80,7 @@ func TestNVMLMeter(t *testing.T) {
 		fakes    []gpuFake
 		gpus     []int
 		kwh      float64
-		source   string
+		source   greenq.EnergySource
 		util     float64
 		memMiB   float64
 		readErrs bool

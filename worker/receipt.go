@@ -67,8 +67,8 @@ type ReceiptInput struct {
 	// FunctionalUnits is how many units of R the job produced; ≤ 0 means 1.
 	FunctionalUnits float64
 	// EnergySource and CPUEnergySource label the measurements.
-	EnergySource    string
-	CPUEnergySource string
+	EnergySource    greenq.EnergySource
+	CPUEnergySource greenq.EnergySource
 	// EnergyMeter says where the energy was measured (MeterWorker, …).
 	EnergyMeter       string
 	GPUModel          string

@@ -26,8 +26,9 @@ func (w *Worker) acquireGPUs(ctx context.Context, n int) ([]int, error) {
 
 // clusterCapacity fills info's GPUs and Busy from the executor's cluster,
 // where it has one: the GPUs free there plus those this worker's jobs hold,
-// so that the planner never plans more than the cluster can take. When the
-// cluster cannot be read, info keeps the configured size.
+// so that the planner never plans more than the cluster can take, and
+// LargestNode, the most one job can get. When the cluster cannot be read,
+// info keeps the configured size (GPUs: the largest node at start).
 func (w *Worker) clusterCapacity(ctx context.Context, info *queue.WorkerInfo) {
 	c, ok := w.cfg.Executor.(executor.Capacity)
 	if !ok {
@@ -41,4 +42,9 @@ func (w *Worker) clusterCapacity(ctx context.Context, info *queue.WorkerInfo) {
 		return
 	}
 	info.GPUs, info.Busy = max(gc.Offered, 0), max(min(gc.Busy, gc.Offered), 0)
+	// One job gets at most a node's GPUs, whatever the cluster offers in
+	// all: the region's MaxGPUsPerWorker is it, so submit refuses larger
+	// jobs (the worker's size queues are its GPUs: the largest node at
+	// start, stack.Worker).
+	info.LargestNode = max(gc.Largest, 0)
 }

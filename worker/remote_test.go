@@ -20,8 +20,11 @@ import (
 type fakeCluster struct {
 	exit     executor.Exit
 	capacity executor.GPUCapacity
-	mu       sync.Mutex
-	specs    []executor.Spec
+	// onStart plays what happens where the run goes (greenq meter posting
+	// its reading).
+	onStart func(executor.Spec)
+	mu      sync.Mutex
+	specs   []executor.Spec
 }
 
 var (
@@ -39,6 +42,9 @@ func (f *fakeCluster) Start(_ context.Context, s executor.Spec) (executor.Proces
 	f.mu.Lock()
 	f.specs = append(f.specs, s)
 	f.mu.Unlock()
+	if f.onStart != nil {
+		f.onStart(s)
+	}
 	return &fakeRun{exit: f.exit, done: time.After(50 * time.Millisecond)}, nil
 }
 
@@ -135,4 +141,83 @@ func TestHeartbeatOffersClusterCapacity(t *testing.T) {
 	hb := <-b.fs.beats
 	require.Equal(t, 3, hb.GPUs)
 	require.Equal(t, 2, hb.Busy)
+	require.Equal(t, 4, hb.LargestNode)
+	require.Equal(t, 4, hb.JobGPUs(), "a job gets one node's GPUs, not the cluster's")
+}
+
+func envValue(env []string, name string) string {
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// With the API's URL, a cluster run gets a job token; the reading greenq
+// meter posts with it wins over the file's, and the receipt says so.
+func TestClusterRunUsesThePostedReading(t *testing.T) {
+	t.Parallel()
+	file := &executor.Reading{GPUKWh: 0.9, Source: SourceEstimate, CPUSource: SourceEstimate, Meter: MeterGreenq}
+	fc := &fakeCluster{exit: executor.Exit{Code: 0, Energy: file}}
+	var b bundle
+	posted := make(chan bool, 1)
+	fc.onStart = func(s executor.Spec) {
+		posted <- b.fs.post(s.JobID, envValue(s.Env, EnvJobToken), greenq.EnergyReading{GPUKWh: 0.25, CPUKWh: 0.05,
+			Source: SourceNVML, CPUSource: SourceRAPL, Meter: MeterGreenq})
+	}
+	b = setup(t, func(c *Config) { c.Executor = fc; c.GPUs = 4; c.APIURL = "http://greenq-api:8080" })
+	id := b.submit(t, greenq.Job{GPUs: 1, Command: []string{"train"}})
+	require.NoError(t, waitErr(t, b.process(context.Background(), id)))
+	f := b.waitFinish(t)
+	require.True(t, <-posted, "the run's env holds the job's token")
+	s := fc.spec()
+	require.Equal(t, "http://greenq-api:8080", envValue(s.Env, EnvAPIURL))
+	require.NotEmpty(t, s.ReadingFile)
+	rc := f.f.Receipt
+	require.Equal(t, MeterGreenqAPI, rc.EnergyMeter)
+	require.Equal(t, SourceNVML, rc.EnergySource)
+	require.InDelta(t, 0.25, rc.GPUEnergyKWh, 1e-12)
+	_, err := b.fs.TakeEnergy(context.Background(), id)
+	require.NoError(t, err)
+	require.False(t, b.fs.post(id, envValue(s.Env, EnvJobToken), greenq.EnergyReading{}), "the token is revoked once taken")
+}
+
+// Without the API's URL no token is minted: the file's reading counts.
+func TestClusterRunWithoutAPIURLHasNoToken(t *testing.T) {
+	t.Parallel()
+	fc := &fakeCluster{exit: executor.Exit{Code: 0, Energy: &executor.Reading{GPUKWh: 0.5, Source: SourceNVML, Meter: MeterGreenq}}}
+	b := clusterWorker(t, fc)
+	id := b.submit(t, greenq.Job{GPUs: 1, Command: []string{"train"}})
+	require.NoError(t, waitErr(t, b.process(context.Background(), id)))
+	f := b.waitFinish(t)
+	require.Empty(t, envValue(fc.spec().Env, EnvJobToken))
+	require.Equal(t, MeterGreenq, f.f.Receipt.EnergyMeter)
+}
+
+func TestChooseReading(t *testing.T) {
+	t.Parallel()
+	nvml := &executor.Reading{Source: SourceNVML, Meter: MeterGreenq}
+	est := &executor.Reading{Source: SourceEstimate, Meter: MeterGreenq}
+	slurm := &executor.Reading{Source: SourceSlurm, Meter: MeterSlurm}
+	for _, c := range []struct {
+		name              string
+		posted, collected *executor.Reading
+		want              *executor.Reading
+		meter             string
+	}{
+		{"measured post wins over the file", nvml, est, nvml, MeterGreenqAPI},
+		{"measured post wins over slurm", nvml, slurm, nvml, MeterGreenqAPI},
+		{"slurm's accounting beats an estimated post", est, slurm, slurm, MeterSlurm},
+		{"the file beats an estimated post", est, nvml, nvml, MeterGreenq},
+		{"an estimated post beats nothing", est, nil, est, MeterGreenqAPI},
+		{"an estimated post beats an estimated file", est, &executor.Reading{Source: SourceEstimate, Meter: MeterGreenq}, est, MeterGreenqAPI},
+		{"the file alone", nil, est, est, MeterGreenq},
+		{"a reading without a meter is greenq meter's", nil, &executor.Reading{Source: SourceNVML}, &executor.Reading{Source: SourceNVML}, MeterGreenq},
+		{"nothing", nil, nil, nil, ""},
+	} {
+		got, meter := chooseReading(c.posted, c.collected)
+		require.Equal(t, c.want, got, c.name)
+		require.Equal(t, c.meter, meter, c.name)
+	}
 }

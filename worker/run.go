@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +31,12 @@ const (
 	// SIGTERM, why it stops the job: ControlPause (save a checkpoint and
 	// exit; the job resumes later) or ControlStop (cancel, deadline).
 	EnvControlFile = "GREENQ_CONTROL_FILE"
+	// EnvJobToken is the run's job token, with which greenq meter posts
+	// the run's energy reading to EnvAPIURL; set only for an executor that
+	// runs the job elsewhere, when Config.APIURL is.
+	EnvJobToken = "GREENQ_JOB_TOKEN"
+	// EnvAPIURL is Config.APIURL, set with EnvJobToken.
+	EnvAPIURL = "GREENQ_API_URL"
 )
 
 // Stop notices written to the control file, so that a job's SIGTERM
@@ -40,28 +48,13 @@ const (
 )
 
 // execute runs the job's command until it exits or is stopped. Every stop
-// is SIGTERM, the job's grace, then SIGKILL.
+// is SIGTERM, the job's grace, then SIGKILL. It sets the run up (setUp),
+// meters it (startMeter), starts and supervises it (supervise), then reads
+// its energy (collectEnergy) and how it ended (exitReason).
 func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runningJob) (res result) {
-	now := w.clock.now()
-	res = result{start: now, end: now, exitCode: -1}
-	if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
-		res = w.notRun(fmt.Errorf("deadline %s passed before the job could start", j.Deadline.UTC().Format(time.RFC3339)))
-		res.reason = stopDeadline
+	ex, rd, res, ok := w.setUp(ctx, j, gpus)
+	if !ok {
 		return res
-	}
-	if len(j.Command) == 0 {
-		return w.notRun(errors.New("job has no command"))
-	}
-	ex, err := w.executorFor(j)
-	if err != nil {
-		return w.notRun(err)
-	}
-	// An executor that picks GPUs itself (Slurm) runs the job on another
-	// machine: the worker's meters cannot see it there.
-	remote := executor.Allocates(ex)
-	rd, err := w.prepare(ctx, j, gpus, remote, ownSecrets(ex))
-	if err != nil {
-		return w.notRun(err)
 	}
 	defer rd.cleanup()
 	defer func() { res.units = readUnits(rd.unitsFile) }()
@@ -73,20 +66,7 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	defer func() { close(sinkDone); <-sinkStopped }()
 	rd.spec.Output = sink
 
-	fallbackW := w.cfg.DefaultPowerW
-	if j.PowerW > 0 {
-		fallbackW = j.PowerW
-	}
-	var mt *Metering
-	res.meter = MeterWorker
-	if remote {
-		// Without a reading from where it ran (Exit.Energy), the job's
-		// GPUs are estimated: the worker has none of them.
-		mt = StartMetering(&EstimateMeter{Now: w.clock.now}, w.cpu, make([]int, max(j.GPUs, 0)), fallbackW)
-		res.meter = MeterNone
-	} else {
-		mt = StartMetering(w.meter, w.cpu, gpus, fallbackW)
-	}
+	mt := w.startMeter(j, gpus, rd.remote, &res)
 	res.start = w.clock.now()
 	proc, err := ex.Start(ctx, rd.spec)
 	if err != nil {
@@ -95,6 +75,7 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 		res.exitCode = 127
 		res.startErr = err
 		fmt.Fprintf(sink, "greenq: %v\n", err)
+		w.takePosted(ctx, j.ID, rd) // revokes the token
 		return res
 	}
 	exited := make(chan executor.Exit, 1)
@@ -104,11 +85,96 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	res.end = w.clock.now()
 	res.outputs = w.saveFiles(ctx, j, rd, sink)
 	res.exitCode = exit.Code
-	res.gpu, res.cpu = mt.Stop(exit.CPU)
-	if e := exit.Energy; e != nil {
-		res.gpu, res.cpu = readingParts(*e)
-		res.meter = e.Meter
+	w.collectEnergy(ctx, j.ID, exit, mt, rd, &res)
+	w.exitReason(j, exit, sink, &res)
+	return res
+}
+
+// setUp checks that j can start now and prepares its run; without ok, res
+// is the result of a run that never started.
+func (w *Worker) setUp(ctx context.Context, j *greenq.Job, gpus []int) (ex executor.Executor, rd *runDirs, res result, ok bool) {
+	now := w.clock.now()
+	if !j.Deadline.IsZero() && !now.Before(j.Deadline) {
+		res = w.notRun(fmt.Errorf("deadline %s passed before the job could start", j.Deadline.UTC().Format(time.RFC3339)))
+		res.reason = stopDeadline
+		return nil, nil, res, false
 	}
+	if len(j.Command) == 0 {
+		return nil, nil, w.notRun(errors.New("job has no command")), false
+	}
+	ex, err := w.executorFor(j)
+	if err != nil {
+		return nil, nil, w.notRun(err), false
+	}
+	// An executor that picks GPUs itself (Slurm, Kubernetes) runs the job
+	// on another machine: the worker's meters cannot see it there.
+	rd, err = w.prepare(ctx, j, gpus, executor.Allocates(ex), ownSecrets(ex))
+	if err != nil {
+		return nil, nil, w.notRun(err), false
+	}
+	return ex, rd, result{start: now, end: now, exitCode: -1}, true
+}
+
+// startMeter starts metering a run: with the worker's own meters for a job
+// on this machine; for one that runs elsewhere (remote), as an estimate of
+// its GPUs, which a reading from where it ran replaces (collectEnergy).
+func (w *Worker) startMeter(j *greenq.Job, gpus []int, remote bool, res *result) *Metering {
+	fallbackW := w.cfg.DefaultPowerW
+	if j.PowerW > 0 {
+		fallbackW = j.PowerW
+	}
+	if remote {
+		res.meter = MeterNone
+		return StartMetering(&EstimateMeter{Now: w.clock.now}, w.cpu, make([]int, max(j.GPUs, 0)), fallbackW)
+	}
+	res.meter = MeterWorker
+	return StartMetering(w.meter, w.cpu, gpus, fallbackW)
+}
+
+// collectEnergy stops the run's metering and, for a run elsewhere, takes
+// the reading from where it ran (chooseReading): the one greenq meter
+// posted, else the executor's, else the worker's estimate stands.
+func (w *Worker) collectEnergy(ctx context.Context, id string, exit executor.Exit, mt *Metering, rd *runDirs, res *result) {
+	res.gpu, res.cpu = mt.Stop(exit.CPU)
+	if e, meter := chooseReading(w.takePosted(ctx, id, rd), exit.Energy); e != nil {
+		res.gpu, res.cpu = readingParts(*e)
+		res.meter = meter
+	}
+}
+
+// takePosted returns the reading greenq meter posted with the run's job
+// token, and revokes the token; nil for a run without one.
+func (w *Worker) takePosted(ctx context.Context, id string, rd *runDirs) *executor.Reading {
+	if !rd.token {
+		return nil
+	}
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	r, err := w.store.TakeEnergy(tctx, id)
+	if err != nil {
+		w.log.Warn("read the energy reading posted for the job", "job", id, "err", err)
+	}
+	return r
+}
+
+// chooseReading picks a remote run's energy: the reading greenq meter
+// posted to the API, else the executor's (greenq meter's file, or the
+// cluster's accounting); but a measured one of the executor's beats a
+// posted estimate. Nil means neither came: the worker's estimate stands
+// (MeterNone). meter is the receipt's EnergyMeter.
+func chooseReading(posted, collected *executor.Reading) (r *executor.Reading, meter string) {
+	switch {
+	case posted != nil && (posted.Source.Measured() || collected == nil || !collected.Source.Measured()):
+		return posted, MeterGreenqAPI
+	case collected != nil:
+		return collected, cmp.Or(collected.Meter, MeterGreenq)
+	}
+	return nil, ""
+}
+
+// exitReason records why a run ended where the executor says it could not
+// follow the job: a run lost with its node is planned again.
+func (w *Worker) exitReason(j *greenq.Job, exit executor.Exit, sink io.Writer, res *result) {
 	switch {
 	case exit.Err == nil || res.reason != stopNone:
 	case errors.Is(exit.Err, executor.ErrLost):
@@ -120,100 +186,115 @@ func (w *Worker) execute(ctx context.Context, j *greenq.Job, gpus []int, r *runn
 	default:
 		res.startErr = exit.Err
 	}
-	return res
 }
 
 // supervise waits for the job to exit, stopping it when greenq must: the
 // deadline, a cancel, a lost task, the end of a segment, a drain. It sends
-// the job's warning signal before the deadline when asked.
+// the job's warning signal before the deadline when asked. Its timers run
+// on the worker's clock.
 func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Process, rd *runDirs,
 	r *runningJob, exited <-chan executor.Exit, res *result) executor.Exit {
-	grace := j.Grace(w.cfg.Grace)
-	var timers []*time.Timer
-	defer func() {
-		for _, t := range timers {
-			t.Stop()
-		}
-	}()
-	timer := func(at time.Time) <-chan time.Time {
-		if at.IsZero() {
-			return nil
-		}
-		t := time.NewTimer(at.Sub(w.clock.now()))
-		timers = append(timers, t)
-		return t.C
-	}
-	deadline := timer(j.Deadline)
-	var warn <-chan time.Time
-	if j.WarnSignal != "" && !j.Deadline.IsZero() && !executor.DeliversWarning(proc) {
-		warn = timer(j.Deadline.Add(-time.Duration(j.WarnBeforeS) * time.Second))
-	}
-	var segEnd <-chan time.Time
-	if end, ok := pauseAt(j, res.start); ok {
-		segEnd = timer(end)
-	}
-	draining := w.draining
-	if !j.Interruptible {
-		draining = nil // let it finish within Grace; abandon stops it after that
-	}
-	var kill <-chan time.Time
-	// stop starts SIGTERM → grace → SIGKILL once; a later, stronger reason
-	// (a cancel during a pause) replaces the recorded one.
-	stop := func(reason stopReason) {
-		if res.reason == stopNone || res.reason == stopPause || res.reason == stopContext {
-			res.reason = reason
-		}
-		if kill != nil {
-			return
-		}
-		notice := ControlStop
-		if reason == stopPause {
-			notice = ControlPause
-		}
-		_ = os.WriteFile(rd.controlFile, []byte(notice+"\n"), 0o644)
-		if err := term(proc, reason == stopPause); err != nil {
-			w.log.Warn("signal job", "job", j.ID, "signal", "TERM", "err", err)
-		}
-		kill = timer(w.clock.now().Add(grace))
-	}
-	ctxDone, cancelled, abandon := ctx.Done(), r.cancel, w.abandon
+	ts := &runTimers{clock: w.clock}
+	defer ts.stop()
+	s := &stopper{w: w, j: j, proc: proc, control: rd.controlFile, grace: j.Grace(w.cfg.Grace), res: res, timers: ts}
+	ev := w.stopEvents(ctx, j, proc, r, res.start, ts)
 	for {
 		select {
 		case exit := <-exited:
 			return exit
-		case <-ctxDone:
-			ctxDone = nil
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				stop(stopDeadline)
-			} else {
-				stop(stopContext)
-			}
-		case <-cancelled:
-			cancelled = nil
-			stop(stopCancel)
-		case <-deadline:
-			deadline = nil
-			stop(stopDeadline)
-		case <-warn:
-			warn = nil
-			if err := proc.Signal(warnSignals[j.WarnSignal]); err != nil {
-				w.log.Warn("signal job", "job", j.ID, "signal", j.WarnSignal, "err", err)
-			}
-		case <-abandon:
-			abandon = nil
-			stop(stopAbandon)
-		case <-segEnd:
-			segEnd, draining = nil, nil
-			stop(stopPause)
-		case <-draining:
-			segEnd, draining = nil, nil
-			stop(stopPause)
-		case <-kill:
-			kill = nil
-			if err := proc.Signal(syscall.SIGKILL); err != nil {
-				w.log.Warn("signal job", "job", j.ID, "signal", "KILL", "err", err)
-			}
+		case <-ev.ctxDone:
+			ev.ctxDone = nil
+			s.stop(contextReason(ctx))
+		case <-ev.cancelled:
+			ev.cancelled = nil
+			s.stop(stopCancel)
+		case <-ev.deadline:
+			ev.deadline = nil
+			s.stop(stopDeadline)
+		case <-ev.warn:
+			ev.warn = nil
+			s.signal(warnSignals[j.WarnSignal], j.WarnSignal)
+		case <-ev.abandon:
+			ev.abandon = nil
+			s.stop(stopAbandon)
+		case <-ev.segEnd:
+			ev.segEnd, ev.draining = nil, nil
+			s.stop(stopPause)
+		case <-ev.draining:
+			ev.segEnd, ev.draining = nil, nil
+			s.stop(stopPause)
+		case <-s.kill:
+			s.kill = nil
+			s.signal(syscall.SIGKILL, "KILL")
 		}
+	}
+}
+
+// stopEvents are what can end a run, as channels; a nil one never fires.
+type stopEvents struct {
+	ctxDone, cancelled, abandon, draining <-chan struct{}
+	deadline, warn, segEnd                <-chan time.Time
+}
+
+// stopEvents returns the events that stop j's run, started at start.
+func (w *Worker) stopEvents(ctx context.Context, j *greenq.Job, proc executor.Process, r *runningJob, start time.Time, ts *runTimers) stopEvents {
+	ev := stopEvents{ctxDone: ctx.Done(), cancelled: r.cancel, abandon: w.abandon, draining: w.draining,
+		deadline: ts.at(j.Deadline)}
+	if j.WarnSignal != "" && !j.Deadline.IsZero() && !executor.DeliversWarning(proc) {
+		ev.warn = ts.at(j.Deadline.Add(-time.Duration(j.WarnBeforeS) * time.Second))
+	}
+	if end, ok := pauseAt(j, start); ok {
+		ev.segEnd = ts.at(end)
+	}
+	if !j.Interruptible {
+		ev.draining = nil // let it finish within Grace; abandon stops it after that
+	}
+	return ev
+}
+
+func contextReason(ctx context.Context) stopReason {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return stopDeadline
+	}
+	return stopContext
+}
+
+// stopper carries out the stop protocol on one run: the control-file
+// notice, SIGTERM (or the executor's own pause), the grace, SIGKILL.
+type stopper struct {
+	w       *Worker
+	j       *greenq.Job
+	proc    executor.Process
+	control string
+	grace   time.Duration
+	res     *result
+	timers  *runTimers
+	kill    <-chan time.Time // fires at the end of the grace; nil before a stop
+}
+
+// stop starts SIGTERM → grace → SIGKILL once; a later, stronger reason
+// (a cancel during a pause) replaces the recorded one.
+func (s *stopper) stop(reason stopReason) {
+	if r := s.res.reason; r == stopNone || r == stopPause || r == stopContext {
+		s.res.reason = reason
+	}
+	if s.kill != nil {
+		return
+	}
+	notice := ControlStop
+	if reason == stopPause {
+		notice = ControlPause
+	}
+	_ = os.WriteFile(s.control, []byte(notice+"\n"), 0o644)
+	if err := term(s.proc, reason == stopPause); err != nil {
+		s.w.log.Warn("signal job", "job", s.j.ID, "signal", "TERM", "err", err)
+	}
+	s.kill = s.timers.at(s.w.clock.now().Add(s.grace))
+}
+
+func (s *stopper) signal(sig syscall.Signal, name string) {
+	if err := s.proc.Signal(sig); err != nil {
+		s.w.log.Warn("signal job", "job", s.j.ID, "signal", name, "err", err)
 	}
 }
 
@@ -244,6 +325,8 @@ type runDirs struct {
 	outputDir     string
 	checkpointDir string   // "" for a job that is not interruptible
 	remove        []string // made for this run only
+	remote        bool     // the executor runs the job on another machine
+	token         bool     // the run has a job token (EnvJobToken)
 }
 
 func (rd *runDirs) cleanup() {
@@ -330,6 +413,8 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int, remote,
 	}
 	if remote {
 		delete(vars, "CUDA_VISIBLE_DEVICES") // the scheduler's, where the job runs
+		rd.remote = true
+		rd.token = w.jobToken(ctx, j, vars)
 	}
 	mounts := []executor.Mount{{Path: private}, {Path: ctl, ReadOnly: true}, {Path: out}}
 	if j.Interruptible {
@@ -351,6 +436,9 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int, remote,
 	rd.spec = executor.Spec{JobID: j.ID, Argv: j.Command, Env: w.jobEnv(j, secrets, vars), Dir: dir,
 		GPUs: gpus, Image: j.Image, Mounts: mounts, User: w.runAs.user(),
 		GPUCount: max(j.GPUs, 0), Deadline: j.Deadline, Estimate: j.Duration(), Grace: j.Grace(w.cfg.Grace)}
+	if remote {
+		rd.spec.ReadingFile = filepath.Join(private, "reading.json")
+	}
 	if secretsByName {
 		rd.spec.Secrets = j.Secrets
 	}
@@ -359,6 +447,29 @@ func (w *Worker) prepare(ctx context.Context, j *greenq.Job, gpus []int, remote,
 	}
 	ok = true
 	return rd, nil
+}
+
+// jobTokenTTL bounds a job token of a job without a deadline.
+const jobTokenTTL = 7 * 24 * time.Hour
+
+// jobToken mints the run's job token into vars (EnvJobToken, EnvAPIURL)
+// when the worker knows the API's URL, and reports whether it did. A
+// token that cannot be minted leaves the reading to the file.
+func (w *Worker) jobToken(ctx context.Context, j *greenq.Job, vars map[string]string) bool {
+	if w.cfg.APIURL == "" {
+		return false
+	}
+	ttl := jobTokenTTL
+	if !j.Deadline.IsZero() {
+		ttl = min(ttl, j.Deadline.Sub(w.clock.now())+time.Hour)
+	}
+	tok, err := w.store.MintJobToken(ctx, j.ID, ttl)
+	if err != nil {
+		w.log.Warn("mint the job's token: greenq meter cannot post its reading", "job", j.ID, "err", err)
+		return false
+	}
+	vars[EnvJobToken], vars[EnvAPIURL] = tok, w.cfg.APIURL
+	return true
 }
 
 func dirExists(p string) bool {

@@ -36,4 +36,11 @@ type Store interface {
 	// ServerTime returns the Redis server's clock, which the worker
 	// corrects its own to.
 	ServerTime(ctx context.Context) (time.Time, error)
+	// MintJobToken returns a new credential, valid for ttl, with which
+	// greenq meter posts job id's energy reading to the API
+	// (queue.Store.MintJobToken); it replaces the job's earlier one.
+	MintJobToken(ctx context.Context, id string, ttl time.Duration) (string, error)
+	// TakeEnergy returns the reading posted for job id (nil when none
+	// was) and revokes the job's token.
+	TakeEnergy(ctx context.Context, id string) (*greenq.EnergyReading, error)
 }

@@ -47,6 +47,10 @@ type Worker struct {
 	drainOnce sync.Once
 	abandonMu sync.Once
 	handlers  sync.WaitGroup
+	// life ends when the worker gives up on its running jobs
+	// (abandonRunning) or closes: it bounds finish's retries.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // runningJob is how the worker reaches a job in progress.
@@ -111,6 +115,7 @@ func New(cfg Config, store Store, redisOpt asynq.RedisConnOpt) (*Worker, error) 
 		draining: make(chan struct{}),
 		abandon:  make(chan struct{}),
 	}
+	w.life, w.endLife = context.WithCancel(context.Background())
 	m.gpus.WithLabelValues(cfg.Region, cfg.ID).Set(float64(cfg.GPUs))
 	m.busy.WithLabelValues(cfg.Region, cfg.ID).Set(0)
 	return w, nil
@@ -121,6 +126,7 @@ func (w *Worker) Config() Config { return w.cfg }
 
 // Close releases the GPU meter and the checkpoint and output locations.
 func (w *Worker) Close() error {
+	w.endLife()
 	return errors.Join(w.meter.Close(), w.checkpoints.Close(), w.outputs.Close())
 }
 
@@ -196,7 +202,11 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) drain() { w.drainOnce.Do(func() { close(w.draining) }) }
 
 // abandonRunning kills jobs still running after asynq's shutdown timeout.
-func (w *Worker) abandonRunning() { w.abandonMu.Do(func() { close(w.abandon) }) }
+// Reports still being retried (finish) stop then too: asynq has given
+// their tasks back.
+func (w *Worker) abandonRunning() {
+	w.abandonMu.Do(func() { close(w.abandon); w.endLife() })
+}
 
 // heartbeatLoop announces the worker and its busy GPUs until ctx ends.
 func (w *Worker) heartbeatLoop(ctx context.Context) {

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenq/greenq/internal/testenv"
 	"github.com/stretchr/testify/require"
 )
 
-// chromium finds a headless-capable Chromium, or skips the test.
+// chromium finds a headless-capable Chromium; without one the test fails
+// under CI and skips elsewhere.
 func chromium(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -25,7 +27,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("chromium not installed (apt-get install -y chromium); HTML report not rendered in a browser")
+	testenv.Missing(t, "chromium is not installed (apt-get install chromium, or run `make test`, which does): HTML report not rendered in a browser")
 	return ""
 }
 

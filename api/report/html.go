@@ -2,6 +2,7 @@ package report
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"html/template"
 	"io"
@@ -345,7 +346,7 @@ func energyByJob(r Report) string {
 		}
 	}
 	slices.SortStableFunc(lines, func(a, b JobLine) int {
-		if c := cmpFloat(b.EnergyKWh, a.EnergyKWh); c != 0 {
+		if c := cmp.Compare(b.EnergyKWh, a.EnergyKWh); c != 0 {
 			return c
 		}
 		return strings.Compare(a.ID, b.ID)
@@ -441,14 +442,4 @@ func barNames(lines []JobLine) []string {
 		out[i] = string(r) + suffix
 	}
 	return out
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

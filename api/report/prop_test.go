@@ -53,7 +53,7 @@ func genJob(t *rapid.T, i int) *greenq.Job {
 		SavedByWaitingGCO2: atSubmit - g, SavedByMovingGCO2: bg - atSubmit,
 		GPUHours: gh, PriceUSDPerGPUHour: price, CostUSD: gh * price,
 		EnergyKWh: e, GPUEnergyKWh: gpu, CPUEnergyKWh: cpu, RAMEnergyKWh: ram,
-		EnergySource: rapid.SampledFrom([]string{"nvml", "estimate", ""}).Draw(t, "src"), PUE: pue,
+		EnergySource: rapid.SampledFrom([]greenq.EnergySource{"nvml", "estimate", ""}).Draw(t, "src"), PUE: pue,
 		IntensityGCO2PerKWh: in, IntensitySource: "file:actual",
 		Signal: rapid.SampledFrom([]string{"average", "marginal", ""}).Draw(t, "signal"),
 		GCO2:   g, BaselineGCO2: bg, SavedGCO2: bg - g, DurationS: d.Seconds(),

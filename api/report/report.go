@@ -2,6 +2,7 @@ package report
 
 import (
 	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -410,11 +411,11 @@ func lineOf(j *greenq.Job, idleBelow float64) JobLine {
 		// An older receipt without the split: all of it is the GPUs'.
 		l.GPUEnergyKWh = rc.EnergyKWh
 	}
-	l.EnergySource, l.CPUEnergySource = rc.EnergySource, rc.CPUEnergySource
-	if measuredSource(rc.EnergySource) {
+	l.EnergySource, l.CPUEnergySource = string(rc.EnergySource), string(rc.CPUEnergySource)
+	if rc.EnergySource.Measured() {
 		l.MeasuredKWh += l.GPUEnergyKWh
 	}
-	if measuredSource(rc.CPUEnergySource) {
+	if rc.CPUEnergySource.Measured() {
 		l.MeasuredKWh += l.CPUEnergyKWh
 	}
 	l.MeasuredKWh = min(l.MeasuredKWh, l.EnergyKWh)
@@ -495,16 +496,9 @@ func gpuHours(j *greenq.Job) float64 {
 	return float64(j.GPUs) * d.Hours()
 }
 
-// measuredSource reports whether an energy source names a meter rather
-// than a model.
-func measuredSource(s string) bool {
-	s = strings.ToLower(s)
-	switch {
-	case s == "", s == "default", s == "tdp", strings.Contains(s, "estimat"):
-		return false
-	}
-	return true
-}
+// measuredSource reports whether an energy source label of a JobLine
+// names a meter rather than a model (greenq.EnergySource.Measured).
+func measuredSource(s string) bool { return greenq.EnergySource(s).Measured() }
 
 // breakdown groups lines under the keys keyOf gives and summarises each.
 func breakdown(lines []JobLine, keyOf func(JobLine) []string) []Summary {
@@ -556,6 +550,159 @@ func (s set) sorted() []string {
 	return out
 }
 
+// summarise adds up lines into the Summary of one group (key).
+func summarise(key string, lines []JobLine) Summary {
+	a := summary{
+		s:       Summary{Key: key, JobsByState: map[greenq.State]int{}},
+		energy:  energyAcc{bySource: map[string]float64{}, gpuSources: set{}, cpuSources: set{}},
+		regions: set{}, intensitySources: set{},
+		signals: map[string]*signalAcc{}, models: map[string]*Count{}, sci: sciAcc{},
+	}
+	for _, l := range lines {
+		a.add(l)
+	}
+	return a.finish()
+}
+
+// summary accumulates one group's Summary line by line.
+type summary struct {
+	s                         Summary
+	energy                    energyAcc
+	regions, intensitySources set
+	signals                   map[string]*signalAcc
+	models                    map[string]*Count
+	sci                       sciAcc
+}
+
+// add counts one line: every job by state, and what a receipt tells.
+func (a *summary) add(l JobLine) {
+	a.s.Jobs++
+	a.s.JobsByState[l.State]++
+	if !l.Receipt {
+		return
+	}
+	a.s.Receipts++
+	if l.OnForecast {
+		a.s.ReceiptsOnForecast++
+	}
+	if l.RestatedAt != nil {
+		a.s.ReceiptsRestated++
+	}
+	a.s.Deferral.add(l)
+	a.s.GPUHours.Value += l.GPUHours
+	a.energy.add(l)
+	a.regions.add(l.Region)
+	a.intensitySources.add(l.IntensitySource)
+
+	sig := a.signals[l.Signal]
+	if sig == nil {
+		sig = &signalAcc{sources: set{}, baselineRegions: set{}}
+		a.signals[l.Signal] = sig
+	}
+	sig.add(l)
+
+	m := orNone(l.GPUModel)
+	if a.models[m] == nil {
+		a.models[m] = &Count{Name: m}
+	}
+	a.models[m].Jobs++
+	a.models[m].GPUHours += l.GPUHours
+	a.sci.add(l)
+}
+
+// finish turns the sums into figures.
+func (a *summary) finish() Summary {
+	s := a.s
+	if s.Deferral.DeferredJobs > 0 {
+		s.Deferral.MeanDeferredHours /= float64(s.Deferral.DeferredJobs)
+	}
+	s.GPUHours.Unit, s.GPUHours.Basis = "GPU-h", BasisMeasured
+	s.GPUHours.Sources = []string{"run segments"}
+	a.energy.figures(&s)
+	s.Regions = a.regions.sorted()
+	s.IntensitySources = a.intensitySources.sorted()
+	for _, sig := range sortedKeys(a.signals) {
+		s.Emissions = append(s.Emissions, a.signals[sig].emissions(sig))
+	}
+	for _, name := range sortedKeys(a.models) {
+		s.GPUModels = append(s.GPUModels, *a.models[name])
+	}
+	s.SCI = a.sci.means()
+	return s
+}
+
+// add counts a started job's deferral and a job run outside its home
+// region.
+func (d *Deferral) add(l JobLine) {
+	if !l.Start.IsZero() {
+		h := l.DeferralS / 3600
+		d.StartedJobs++
+		d.TotalHours += h
+		d.MaxHours = max(d.MaxHours, h)
+		if l.DeferralS >= DeferredAfter.Seconds() {
+			d.DeferredJobs++
+			d.MeanDeferredHours += h
+		}
+	}
+	if l.BaselineRegion != "" && l.Region != "" && l.BaselineRegion != l.Region {
+		d.MovedJobs++
+	}
+}
+
+// energyAcc sums energy by component and by how it was obtained, facility
+// energy, embodied emissions and cost.
+type energyAcc struct {
+	gpu, cpu, ram, total     float64
+	gpuMeas, cpuMeas, meas   float64
+	facility, embodied, cost float64
+	bySource                 map[string]float64
+	gpuSources, cpuSources   set
+}
+
+func (e *energyAcc) add(l JobLine) {
+	e.total += l.EnergyKWh
+	e.gpu += l.GPUEnergyKWh
+	e.cpu += l.CPUEnergyKWh
+	e.ram += l.RAMEnergyKWh
+	if measuredSource(l.EnergySource) {
+		e.gpuMeas += l.GPUEnergyKWh
+	}
+	if measuredSource(l.CPUEnergySource) {
+		e.cpuMeas += l.CPUEnergyKWh
+	}
+	e.meas += l.MeasuredKWh
+	e.bySource["gpu:"+orEstimate(l.EnergySource)] += l.GPUEnergyKWh
+	if l.CPUEnergyKWh > 0 {
+		e.bySource["cpu:"+orEstimate(l.CPUEnergySource)] += l.CPUEnergyKWh
+	}
+	if l.RAMEnergyKWh > 0 {
+		e.bySource["ram:estimate"] += l.RAMEnergyKWh
+	}
+	e.gpuSources.add(l.EnergySource)
+	e.cpuSources.add(l.CPUEnergySource)
+	e.facility += l.FacilityKWh
+	e.embodied += l.EmbodiedGCO2
+	e.cost += l.CostUSD
+}
+
+// figures sets s's energy, facility, embodied and cost figures.
+func (e *energyAcc) figures(s *Summary) {
+	s.MeasuredKWh = e.meas
+	s.EnergyBySource = e.bySource
+	s.EstimatedKWh = e.total - e.meas
+	s.MeasuredShare = ratio(e.meas, e.total)
+	s.EnergyKWh = Figure{Value: e.total, Unit: "kWh", Basis: basisOf(e.meas, s.EstimatedKWh),
+		Sources: sortedKeys(e.bySource)}
+	s.GPUEnergyKWh = Figure{Value: e.gpu, Unit: "kWh", Basis: basisOf(e.gpuMeas, e.gpu-e.gpuMeas), Sources: e.gpuSources.sorted()}
+	s.CPUEnergyKWh = Figure{Value: e.cpu, Unit: "kWh", Basis: basisOf(e.cpuMeas, e.cpu-e.cpuMeas), Sources: e.cpuSources.sorted()}
+	s.RAMEnergyKWh = Figure{Value: e.ram, Unit: "kWh", Basis: BasisEstimated, Sources: ramSource(e.ram).sorted()}
+	s.FacilityKWh = Figure{Value: e.facility, Unit: "kWh", Basis: s.EnergyKWh.Basis, Sources: []string{"IT energy × region PUE"}}
+	s.PUE = Figure{Value: ratio(e.facility, e.total), Unit: "", Basis: BasisConfigured, Sources: []string{"region configuration, energy-weighted"}}
+	s.EmbodiedGCO2 = Figure{Value: e.embodied, Unit: "gCO2e", Basis: BasisEstimated, Sources: []string{"region embodied factor per GPU-hour"}}
+	s.CostUSD = Figure{Value: e.cost, Unit: "USD", Basis: BasisMeasured, Sources: []string{"receipts: GPU-hours run × the region's price in force"}}
+}
+
+// signalAcc sums the emissions of the receipts on one carbon signal.
 type signalAcc struct {
 	jobs                  int
 	facility, weighted    float64
@@ -567,163 +714,74 @@ type signalAcc struct {
 	baselineRegions       set
 }
 
-func summarise(key string, lines []JobLine) Summary {
-	s := Summary{Key: key, JobsByState: map[greenq.State]int{}, EnergyBySource: map[string]float64{}}
-	var (
-		gpu, cpu, ram, energy, facility, embodied, cost float64
-		gpuMeas, cpuMeas                                float64
-		energySources, cpuSources                       = set{}, set{}
-		regions, intensitySources                       = set{}, set{}
-		signals                                         = map[string]*signalAcc{}
-		models                                          = map[string]*Count{}
-		sci                                             = map[[2]string]*SCI{}
-	)
-	for _, l := range lines {
-		s.Jobs++
-		s.JobsByState[l.State]++
-		if !l.Receipt {
-			continue
-		}
-		s.Receipts++
-		if l.OnForecast {
-			s.ReceiptsOnForecast++
-		}
-		if l.RestatedAt != nil {
-			s.ReceiptsRestated++
-		}
-		if !l.Start.IsZero() {
-			d := l.DeferralS / 3600
-			s.Deferral.StartedJobs++
-			s.Deferral.TotalHours += d
-			s.Deferral.MaxHours = max(s.Deferral.MaxHours, d)
-			if l.DeferralS >= DeferredAfter.Seconds() {
-				s.Deferral.DeferredJobs++
-				s.Deferral.MeanDeferredHours += d
-			}
-		}
-		if l.BaselineRegion != "" && l.Region != "" && l.BaselineRegion != l.Region {
-			s.Deferral.MovedJobs++
-		}
-		s.GPUHours.Value += l.GPUHours
-		energy += l.EnergyKWh
-		gpu += l.GPUEnergyKWh
-		cpu += l.CPUEnergyKWh
-		ram += l.RAMEnergyKWh
-		if measuredSource(l.EnergySource) {
-			gpuMeas += l.GPUEnergyKWh
-		}
-		if measuredSource(l.CPUEnergySource) {
-			cpuMeas += l.CPUEnergyKWh
-		}
-		s.MeasuredKWh += l.MeasuredKWh
-		s.EnergyBySource["gpu:"+orEstimate(l.EnergySource)] += l.GPUEnergyKWh
-		if l.CPUEnergyKWh > 0 {
-			s.EnergyBySource["cpu:"+orEstimate(l.CPUEnergySource)] += l.CPUEnergyKWh
-		}
-		if l.RAMEnergyKWh > 0 {
-			s.EnergyBySource["ram:estimate"] += l.RAMEnergyKWh
-		}
-		energySources.add(l.EnergySource)
-		cpuSources.add(l.CPUEnergySource)
-		facility += l.FacilityKWh
-		embodied += l.EmbodiedGCO2
-		cost += l.CostUSD
-		regions.add(l.Region)
-		intensitySources.add(l.IntensitySource)
+func (a *signalAcc) add(l JobLine) {
+	a.jobs++
+	a.facility += l.FacilityKWh
+	a.weighted += l.FacilityKWh * l.IntensityGCO2PerKWh
+	a.gco2 += l.GCO2
+	a.baseline += l.BaselineGCO2
+	a.saved += l.SavedGCO2
+	a.waiting += l.SavedByWaitingGCO2
+	a.moving += l.SavedByMovingGCO2
+	a.unsplit += l.unsplit
+	a.measured += l.MeasuredKWh
+	a.estimated += l.EnergyKWh - l.MeasuredKWh
+	a.sources.add(l.IntensitySource)
+	a.baselineRegions.add(l.BaselineRegion)
+}
 
-		a := signals[l.Signal]
-		if a == nil {
-			a = &signalAcc{sources: set{}, baselineRegions: set{}}
-			signals[l.Signal] = a
-		}
-		a.jobs++
-		a.facility += l.FacilityKWh
-		a.weighted += l.FacilityKWh * l.IntensityGCO2PerKWh
-		a.gco2 += l.GCO2
-		a.baseline += l.BaselineGCO2
-		a.saved += l.SavedGCO2
-		a.waiting += l.SavedByWaitingGCO2
-		a.moving += l.SavedByMovingGCO2
-		a.unsplit += l.unsplit
-		a.measured += l.MeasuredKWh
-		a.estimated += l.EnergyKWh - l.MeasuredKWh
-		a.sources.add(l.IntensitySource)
-		a.baselineRegions.add(l.BaselineRegion)
+// emissions are the figures of signal sig.
+func (a *signalAcc) emissions(sig string) Emissions {
+	e := Emissions{Signal: sig, Jobs: a.jobs}
+	basis := basisOf(a.measured, a.estimated)
+	src := a.sources.sorted()
+	e.Intensity = Figure{Unit: "gCO2e/kWh", Basis: intensityBasis(src), Sources: src}
+	e.Intensity.Value = ratio(a.weighted, a.facility)
+	e.GCO2 = Figure{Value: a.gco2, Unit: "gCO2e", Basis: basis, Sources: src}
+	e.BaselineGCO2 = Figure{Value: a.baseline, Unit: "gCO2e", Basis: BasisCounterfactual,
+		Sources: append([]string{"same energy at submit time in the home region"}, a.baselineRegions.sorted()...)}
+	e.SavedGCO2 = Figure{Value: a.saved, Unit: "gCO2e", Basis: BasisCounterfactual, Sources: []string{"baseline − emitted"}}
+	e.SavedShare = ratio(a.saved, a.baseline)
+	e.SavedByWaitingGCO2 = Figure{Value: a.waiting, Unit: "gCO2e", Basis: BasisCounterfactual,
+		Sources: []string{"the regions run in, at submit − emitted"}}
+	e.SavedByMovingGCO2 = Figure{Value: a.moving, Unit: "gCO2e", Basis: BasisCounterfactual,
+		Sources: []string{"baseline − the regions run in, at submit"}}
+	e.WaitingShare, e.MovingShare = ratio(a.waiting, a.baseline), ratio(a.moving, a.baseline)
+	e.UnsplitGCO2 = a.unsplit
+	return e
+}
 
-		m := orNone(l.GPUModel)
-		if models[m] == nil {
-			models[m] = &Count{Name: m}
-		}
-		models[m].Jobs++
-		models[m].GPUHours += l.GPUHours
+// sciAcc sums SCI scores by functional unit and signal.
+type sciAcc map[[2]string]*SCI
 
-		if l.SCI > 0 {
-			k := [2]string{orNone(l.FunctionalUnit), l.Signal}
-			c := sci[k]
-			if c == nil {
-				c = &SCI{FunctionalUnit: k[0], Signal: k[1], Min: l.SCI, Max: l.SCI, Unit: "gCO2e per " + k[0]}
-				sci[k] = c
-			}
-			c.Jobs++
-			c.Mean += l.SCI
-			c.Min, c.Max = min(c.Min, l.SCI), max(c.Max, l.SCI)
-		}
+func (a sciAcc) add(l JobLine) {
+	if l.SCI <= 0 {
+		return
 	}
-	if s.Deferral.DeferredJobs > 0 {
-		s.Deferral.MeanDeferredHours /= float64(s.Deferral.DeferredJobs)
+	k := [2]string{orNone(l.FunctionalUnit), l.Signal}
+	c := a[k]
+	if c == nil {
+		c = &SCI{FunctionalUnit: k[0], Signal: k[1], Min: l.SCI, Max: l.SCI, Unit: "gCO2e per " + k[0]}
+		a[k] = c
 	}
-	s.GPUHours.Unit, s.GPUHours.Basis = "GPU-h", BasisMeasured
-	s.GPUHours.Sources = []string{"run segments"}
-	s.EstimatedKWh = energy - s.MeasuredKWh
-	s.MeasuredShare = ratio(s.MeasuredKWh, energy)
-	s.EnergyKWh = Figure{Value: energy, Unit: "kWh", Basis: basisOf(s.MeasuredKWh, s.EstimatedKWh),
-		Sources: sortedKeys(s.EnergyBySource)}
-	s.GPUEnergyKWh = Figure{Value: gpu, Unit: "kWh", Basis: basisOf(gpuMeas, gpu-gpuMeas), Sources: energySources.sorted()}
-	s.CPUEnergyKWh = Figure{Value: cpu, Unit: "kWh", Basis: basisOf(cpuMeas, cpu-cpuMeas), Sources: cpuSources.sorted()}
-	s.RAMEnergyKWh = Figure{Value: ram, Unit: "kWh", Basis: BasisEstimated, Sources: ramSource(ram).sorted()}
-	s.FacilityKWh = Figure{Value: facility, Unit: "kWh", Basis: s.EnergyKWh.Basis, Sources: []string{"IT energy × region PUE"}}
-	s.PUE = Figure{Value: ratio(facility, energy), Unit: "", Basis: BasisConfigured, Sources: []string{"region configuration, energy-weighted"}}
-	s.EmbodiedGCO2 = Figure{Value: embodied, Unit: "gCO2e", Basis: BasisEstimated, Sources: []string{"region embodied factor per GPU-hour"}}
-	s.CostUSD = Figure{Value: cost, Unit: "USD", Basis: BasisMeasured, Sources: []string{"receipts: GPU-hours run × the region's price in force"}}
-	s.Regions = regions.sorted()
-	s.IntensitySources = intensitySources.sorted()
+	c.Jobs++
+	c.Mean += l.SCI
+	c.Min, c.Max = min(c.Min, l.SCI), max(c.Max, l.SCI)
+}
 
-	for _, sig := range sortedKeys(signals) {
-		a := signals[sig]
-		e := Emissions{Signal: sig, Jobs: a.jobs}
-		basis := basisOf(a.measured, a.estimated)
-		src := a.sources.sorted()
-		e.Intensity = Figure{Unit: "gCO2e/kWh", Basis: intensityBasis(src), Sources: src}
-		e.Intensity.Value = ratio(a.weighted, a.facility)
-		e.GCO2 = Figure{Value: a.gco2, Unit: "gCO2e", Basis: basis, Sources: src}
-		e.BaselineGCO2 = Figure{Value: a.baseline, Unit: "gCO2e", Basis: BasisCounterfactual,
-			Sources: append([]string{"same energy at submit time in the home region"}, a.baselineRegions.sorted()...)}
-		e.SavedGCO2 = Figure{Value: a.saved, Unit: "gCO2e", Basis: BasisCounterfactual, Sources: []string{"baseline − emitted"}}
-		e.SavedShare = ratio(a.saved, a.baseline)
-		e.SavedByWaitingGCO2 = Figure{Value: a.waiting, Unit: "gCO2e", Basis: BasisCounterfactual,
-			Sources: []string{"the regions run in, at submit − emitted"}}
-		e.SavedByMovingGCO2 = Figure{Value: a.moving, Unit: "gCO2e", Basis: BasisCounterfactual,
-			Sources: []string{"baseline − the regions run in, at submit"}}
-		e.WaitingShare, e.MovingShare = ratio(a.waiting, a.baseline), ratio(a.moving, a.baseline)
-		e.UnsplitGCO2 = a.unsplit
-		s.Emissions = append(s.Emissions, e)
-	}
-	for _, name := range sortedKeys(models) {
-		s.GPUModels = append(s.GPUModels, *models[name])
-	}
-	keys := make([][2]string, 0, len(sci))
-	for k := range sci {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b [2]string) int {
-		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+// means returns the scores, ordered by functional unit and signal, with
+// their means.
+func (a sciAcc) means() []SCI {
+	keys := slices.SortedFunc(maps.Keys(a), func(x, y [2]string) int {
+		return cmp.Or(strings.Compare(x[0], y[0]), strings.Compare(x[1], y[1]))
 	})
+	var out []SCI
 	for _, k := range keys {
-		c := sci[k]
+		c := *a[k]
 		c.Mean /= float64(c.Jobs)
-		s.SCI = append(s.SCI, *c)
+		out = append(out, c)
 	}
-	return s
+	return out
 }
 
 // ratio is a/b, or 0 where that is not a finite number (b zero or tiny).

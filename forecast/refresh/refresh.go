@@ -40,7 +40,9 @@ type Region struct {
 const (
 	SourceNone       = "none"              // no signal: the planner treats carbon as flat
 	SourceForecaster = "greenq-forecaster" // greenq's own forecaster
-	suffixLastGood   = ":last-good"
+	// SuffixLastGood ends the source of a provider's last good series,
+	// served while the provider is down ("electricitymaps:last-good").
+	SuffixLastGood = ":last-good"
 )
 
 // Fallback reasons, as in greenq_forecast_fallback_total{reason}.
@@ -409,7 +411,7 @@ func (r *Refresher) fallBack(st *regionState, reason string, now time.Time, coun
 	if !r.stale(st, now) {
 		r.setMode(st, "last-good", reason)
 		s := st.lastGood
-		s.Source = st.lastGood.Source + suffixLastGood
+		s.Source = st.lastGood.Source + SuffixLastGood
 		return r.extend(st, s, now)
 	}
 	step := r.cfg.Forecaster.Step

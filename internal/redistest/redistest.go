@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hibiken/asynq"
@@ -15,15 +16,31 @@ import (
 // EnvURL names the variable holding the test server's URL.
 const EnvURL = "GREENQ_TEST_REDIS_URL"
 
-// URL returns the test Redis URL, skipping the test when none is set (plain
-// `go test` without `make test`).
+var (
+	own     sync.Once
+	ownURL  string
+	ownErr  error
+	started *Server
+)
+
+// URL returns the test Redis URL: $GREENQ_TEST_REDIS_URL, or the URL of a
+// redis-server this test binary starts once and shares between its tests.
+// It fails the test when neither is possible.
 func URL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv(EnvURL)
-	if u == "" {
-		t.Skip(EnvURL + " is not set: run `make test`, which starts redis-server")
+	if u := os.Getenv(EnvURL); u != "" {
+		return u
 	}
-	return u
+	own.Do(func() {
+		started, ownErr = Start()
+		if ownErr == nil {
+			ownURL = started.URL
+		}
+	})
+	if ownErr != nil {
+		t.Fatalf("no test Redis: %s is unset and %v", EnvURL, ownErr)
+	}
+	return ownURL
 }
 
 // Client returns a go-redis client for the test server, closed at cleanup.

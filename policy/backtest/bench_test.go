@@ -23,15 +23,14 @@ import (
 // five-region tables.
 var benchZones = []string{"GB", "DE-LU", "US-CAL-CISO", "CA-ON", "AU-NSW"}
 
-// The benchmark scenarios run only with GREENQ_BENCH=1 (make bench). Each
-// writes a markdown table to $GREENQ_BENCH_OUT/<name>.md (when set) and to
-// stdout. Data come from GREENQ_DATA (default ../../../shared/data).
+// The benchmark scenarios are report generators: each runs its back-tests
+// once, ignoring b.N (make bench runs them with -benchtime 1x), and writes
+// a markdown table to $GREENQ_BENCH_OUT/<name>.md (when set) and to stdout.
+// Data come from GREENQ_DATA (default ../../../shared/data).
 
-func benchSetup(t *testing.T) string {
+// benchSetup returns the data directory, skipping without it.
+func benchSetup(t testing.TB) string {
 	t.Helper()
-	if os.Getenv("GREENQ_BENCH") != "1" {
-		t.Skip("set GREENQ_BENCH=1 to run the benchmark scenarios")
-	}
 	dir := os.Getenv("GREENQ_DATA")
 	if dir == "" {
 		dir = "../../../shared/data"
@@ -42,7 +41,7 @@ func benchSetup(t *testing.T) string {
 	return dir
 }
 
-func benchWrite(t *testing.T, name, md string) {
+func benchWrite(t testing.TB, name, md string) {
 	t.Helper()
 	fmt.Println(md)
 	if out := os.Getenv("GREENQ_BENCH_OUT"); out != "" {
@@ -51,7 +50,7 @@ func benchWrite(t *testing.T, name, md string) {
 	}
 }
 
-func loadCarbon(t *testing.T, path, region string) forecast.Series {
+func loadCarbon(t testing.TB, path, region string) forecast.Series {
 	t.Helper()
 	fh, err := os.Open(path)
 	require.NoError(t, err)
@@ -70,7 +69,7 @@ func savings(r Result, p PolicyResult) float64 {
 	return (r.Policies.Now.GCO2 - p.GCO2) / r.Policies.Now.GCO2
 }
 
-func runTimed(t *testing.T, cfg Config) (Result, time.Duration) {
+func runTimed(t testing.TB, cfg Config) (Result, time.Duration) {
 	t.Helper()
 	t0 := time.Now()
 	res, err := Run(context.Background(), cfg, nil)
@@ -86,23 +85,23 @@ var lwaRegions = []struct {
 	paper, paperI float64
 }{{"DE", 5.91, 7.93}, {"GB", 6.56, 9.03}, {"FR", 4.77, 5.92}}
 
-// TestBenchLWAScenarioI: a 30-minute job every night at 01:00 of 2020,
+// BenchmarkLWAScenarioI: a 30-minute job every night at 01:00 of 2020,
 // free to move ±W. The job is submitted at 01:00−W with deadline
 // 01:00+W+30 min; savings are against running at 01:00, as in the paper.
-func TestBenchLWAScenarioI(t *testing.T) {
-	data := benchSetup(t)
-	var b strings.Builder
-	b.WriteString("### Let's Wait Awhile, scenario I: nightly 30-min job at 01:00 (2020), savings vs 01:00\n\n")
-	b.WriteString("| region | window | greenq, 5 % noise | greenq, own forecaster | reference | oracle |\n|---|---|---|---|---|---|\n")
+func BenchmarkLWAScenarioI(b *testing.B) {
+	data := benchSetup(b)
+	var md strings.Builder
+	md.WriteString("### Let's Wait Awhile, scenario I: nightly 30-min job at 01:00 (2020), savings vs 01:00\n\n")
+	md.WriteString("| region | window | greenq, 5 % noise | greenq, own forecaster | reference | oracle |\n|---|---|---|---|---|---|\n")
 	for _, reg := range lwaRegions {
-		ser := loadCarbon(t, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
+		ser := loadCarbon(b, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
 		for _, w := range []time.Duration{2 * time.Hour, 4 * time.Hour, 8 * time.Hour} {
 			var jobs []Job
 			for d := time.Date(2020, 1, 1, 1, 0, 0, 0, time.UTC); d.Year() == 2020; d = d.AddDate(0, 0, 1) {
 				jobs = append(jobs, Job{ID: d.Format("20060102"), Submit: d.Add(-w), Duration: 30 * time.Minute, GPUs: 1, PowerW: DefaultPowerW, Deadline: d.Add(w + 30*time.Minute)})
 			}
 			s, err := load(Config{Carbon: map[string]forecast.Series{reg.name: ser}, Jobs: jobs}.WithDefaults())
-			require.NoError(t, err)
+			require.NoError(b, err)
 			var base float64
 			for _, j := range jobs {
 				at := j.Submit.Add(w)
@@ -112,13 +111,13 @@ func TestBenchLWAScenarioI(t *testing.T) {
 			cfg := Config{Carbon: map[string]forecast.Series{reg.name: ser}, Jobs: jobs}
 			noisy := cfg
 			noisy.ForecastNoise = 0.05
-			rn, _ := runTimed(t, noisy)
-			rf, _ := runTimed(t, cfg)
-			fmt.Fprintf(&b, "| %s | ±%s | %s | %s | %s | %s |\n", reg.name, w, rel(rn.Policies.GreenQ.GCO2), rel(rf.Policies.GreenQ.GCO2), rel(rf.Policies.Reference.GCO2), rel(rn.Policies.Oracle.GCO2))
+			rn, _ := runTimed(b, noisy)
+			rf, _ := runTimed(b, cfg)
+			fmt.Fprintf(&md, "| %s | ±%s | %s | %s | %s | %s |\n", reg.name, w, rel(rn.Policies.GreenQ.GCO2), rel(rf.Policies.GreenQ.GCO2), rel(rf.Policies.Reference.GCO2), rel(rn.Policies.Oracle.GCO2))
 		}
 	}
-	b.WriteString("\nThe paper reports scenario I only as curves over the window; its text gives no single figure to set beside these. " + referenceRule + "\n")
-	benchWrite(t, "lwa_scenario_1", b.String())
+	md.WriteString("\nThe paper reports scenario I only as curves over the window; its text gives no single figure to set beside these. " + referenceRule + "\n")
+	benchWrite(b, "lwa_scenario_1", md.String())
 }
 
 // lwaJobs generates scenario II as the paper's simulate.py does: n jobs on
@@ -158,33 +157,33 @@ func lwaJobs(n int, interruptible bool) []Job {
 	return jobs
 }
 
-// TestBenchLWAScenarioII: ML jobs submitted on workdays 09–17, deadline
+// BenchmarkLWAScenarioII: ML jobs submitted on workdays 09–17, deadline
 // the next workday 09:00, non-interruptible and interruptible; savings vs
 // running at submit.
-func TestBenchLWAScenarioII(t *testing.T) {
-	data := benchSetup(t)
+func BenchmarkLWAScenarioII(b *testing.B) {
+	data := benchSetup(b)
 	tick := benchTick()
-	var b strings.Builder
-	b.WriteString("### Let's Wait Awhile, scenario II: ML jobs, next-workday deadline (2020), savings vs run at submit\n\n")
-	b.WriteString("| region | jobs | greenq, 5 % noise | greenq, own forecaster | reference | oracle | paper (5 % error) | wall (both runs) |\n|---|---|---|---|---|---|---|---|\n")
+	var md strings.Builder
+	md.WriteString("### Let's Wait Awhile, scenario II: ML jobs, next-workday deadline (2020), savings vs run at submit\n\n")
+	md.WriteString("| region | jobs | greenq, 5 % noise | greenq, own forecaster | reference | oracle | paper (5 % error) | wall (both runs) |\n|---|---|---|---|---|---|---|---|\n")
 	for _, reg := range lwaRegions {
-		ser := loadCarbon(t, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
+		ser := loadCarbon(b, filepath.Join(data, "carbon", "lwa_"+reg.name+"_2020.csv"), reg.name)
 		for _, intr := range []bool{false, true} {
 			jobs := lwaJobs(3387, intr)
 			cfg := Config{Carbon: map[string]forecast.Series{reg.name: ser}, Jobs: jobs, Tick: tick}
 			noisy := cfg
 			noisy.ForecastNoise = 0.05
-			rn, dn := runTimed(t, noisy)
-			rf, df := runTimed(t, cfg)
+			rn, dn := runTimed(b, noisy)
+			rf, df := runTimed(b, cfg)
 			kind, paper := "non-interruptible", reg.paper
 			if intr {
 				kind, paper = "interruptible", reg.paperI
 			}
-			fmt.Fprintf(&b, "| %s | 3387 %s | %s | %s | %s | %s | %.2f %% | %s |\n", reg.name, kind, pct(savings(rn, rn.Policies.GreenQ)), pct(savings(rf, rf.Policies.GreenQ)), pct(savings(rf, rf.Policies.Reference)), pct(savings(rn, rn.Policies.Oracle)), paper, (dn + df).Round(time.Millisecond))
+			fmt.Fprintf(&md, "| %s | 3387 %s | %s | %s | %s | %s | %.2f %% | %s |\n", reg.name, kind, pct(savings(rn, rn.Policies.GreenQ)), pct(savings(rf, rf.Policies.GreenQ)), pct(savings(rf, rf.Policies.Reference)), pct(savings(rn, rn.Policies.Oracle)), paper, (dn + df).Round(time.Millisecond))
 		}
 	}
-	fmt.Fprintf(&b, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does; the oracle splits freely. %s\n", tick, referenceRule)
-	benchWrite(t, "lwa_scenario_2", b.String())
+	fmt.Fprintf(&md, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does; the oracle splits freely. %s\n", tick, referenceRule)
+	benchWrite(b, "lwa_scenario_2", md.String())
 }
 
 func benchTick() time.Duration {
@@ -205,7 +204,7 @@ type traceSampler struct {
 	gpus      []int
 }
 
-func newTraceSampler(t *testing.T, data string) *traceSampler {
+func newTraceSampler(t testing.TB, data string) *traceSampler {
 	t.Helper()
 	ts := &traceSampler{}
 	rows := readCSV(t, filepath.Join(data, "traces", "philly_runtime_seconds.csv"))
@@ -229,7 +228,7 @@ func newTraceSampler(t *testing.T, data string) *traceSampler {
 	return ts
 }
 
-func readCSV(t *testing.T, path string) [][]string {
+func readCSV(t testing.TB, path string) [][]string {
 	t.Helper()
 	fh, err := os.Open(path)
 	require.NoError(t, err)
@@ -263,7 +262,7 @@ func (ts *traceSampler) jobs(n int, from, to time.Time, regions []string, seed u
 	return jobs
 }
 
-func emRegions(t *testing.T, data string, n int) (map[string]forecast.Series, []string) {
+func emRegions(t testing.TB, data string, n int) (map[string]forecast.Series, []string) {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join(data, "carbon", "em_*.csv"))
 	require.NoError(t, err)
@@ -305,67 +304,67 @@ func refFraction(r Result) float64 {
 // referenceRule documents the reference policy for the benchmark tables.
 const referenceRule = "Reference: the causal heuristic of issue 18 (forecast = the mean of the same hour over the last 7 days plus the current deviation from that profile, decaying linearly to zero over 12 h; re-decided every hour; a job starts when starting now is the best option; an interruptible job runs an hour when that hour is among the cheapest it still needs), on the same history greenq sees; under capacity it decides without it and then waits for free GPUs as now does."
 
-// TestBenchMultiRegion: the 15 Electricity Maps zones in June 2023 with a
+// BenchmarkMultiRegion: the 15 Electricity Maps zones in June 2023 with a
 // workload drawn from real traces, unbounded and with 8 GPUs per region.
-func TestBenchMultiRegion(t *testing.T) {
-	data := benchSetup(t)
-	carbon, names := emRegions(t, data, 0)
-	ts := newTraceSampler(t, data)
+func BenchmarkMultiRegion(b *testing.B) {
+	data := benchSetup(b)
+	carbon, names := emRegions(b, data, 0)
+	ts := newTraceSampler(b, data)
 	from, to := time.Date(2023, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2023, 7, 1, 0, 0, 0, 0, time.UTC)
 	jobs := ts.jobs(2000, from, to, names, 1)
-	var b strings.Builder
-	b.WriteString("### Multi-region: 15 Electricity Maps zones (LCA), June 2023\n\n" + resultHeader)
+	var md strings.Builder
+	md.WriteString("### Multi-region: 15 Electricity Maps zones (LCA), June 2023\n\n" + resultHeader)
 	cfg := Config{Carbon: carbon, Jobs: jobs}
-	r, d := runTimed(t, cfg)
-	b.WriteString(resultRow("unbounded capacity", r, d))
+	r, d := runTimed(b, cfg)
+	md.WriteString(resultRow("unbounded capacity", r, d))
 	capped := cfg
 	capped.Capacity = map[string]int{}
 	for _, n := range names {
 		capped.Capacity[n] = 8
 	}
-	r, d = runTimed(t, capped)
-	b.WriteString(resultRow("8 GPUs per region", r, d))
-	fmt.Fprintf(&b, "\nWorkload: 2000 jobs. %s With capacity the oracle column is a Lagrangian lower bound (exact: false), and now and greenq wait for free GPUs in their region. %s\n", traceRule, referenceRule)
-	benchWrite(t, "multi_region", b.String())
+	r, d = runTimed(b, capped)
+	md.WriteString(resultRow("8 GPUs per region", r, d))
+	fmt.Fprintf(&md, "\nWorkload: 2000 jobs. %s With capacity the oracle column is a Lagrangian lower bound (exact: false), and now and greenq wait for free GPUs in their region. %s\n", traceRule, referenceRule)
+	benchWrite(b, "multi_region", md.String())
 }
 
-// TestBenchVintages: real forecast vintages against greenq's own
+// BenchmarkVintages: real forecast vintages against greenq's own
 // forecaster on the same days and jobs.
-func TestBenchVintages(t *testing.T) {
-	data := benchSetup(t)
-	var b strings.Builder
-	b.WriteString("### Real forecast vintages vs greenq's own forecaster\n\n| region, days | jobs | forecasts | greenq saves | oracle saves | fraction of oracle savings | reference saves | reference: fraction |\n|---|---|---|---|---|---|---|---|\n")
+func BenchmarkVintages(b *testing.B) {
+	data := benchSetup(b)
+	var md strings.Builder
+	md.WriteString("### Real forecast vintages vs greenq's own forecaster\n\n| region, days | jobs | forecasts | greenq saves | oracle saves | fraction of oracle savings | reference saves | reference: fraction |\n|---|---|---|---|---|---|---|---|\n")
 
-	gb, gbv := nesoGB(t, data)
+	gb, gbv := nesoGB(b, data)
 	var gbJobs []Job
 	durs := []time.Duration{time.Hour, 2 * time.Hour, 4 * time.Hour}
 	for i, s := 0, time.Date(2023, 3, 14, 4, 0, 0, 0, time.UTC); !s.After(time.Date(2023, 3, 16, 15, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(30*time.Minute) {
 		gbJobs = append(gbJobs, Job{ID: fmt.Sprintf("gb-%03d", i), Submit: s, Duration: durs[i%3], GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(24 * time.Hour)})
 	}
-	vintageRows(t, &b, "GB (NESO), 2023-03-14 → 03-17", map[string]forecast.Series{"GB": gb}, map[string][]forecast.Series{"GB": gbv}, gbJobs)
+	vintageRows(b, &md, "GB (NESO), 2023-03-14 → 03-17", map[string]forecast.Series{"GB": gb}, map[string][]forecast.Series{"GB": gbv}, gbJobs)
 
 	// CAISO_NORTH: WattTime MOER, 5-min vintages with a 65-min horizon.
-	ca := loadCarbon(t, filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_actual_2023-06-08_2023-07-08.csv"), "CAISO_NORTH")
+	ca := loadCarbon(b, filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_actual_2023-06-08_2023-07-08.csv"), "CAISO_NORTH")
 	ca.Signal = forecast.SignalMarginal
 	fh, err := os.Open(filepath.Join(data, "forecasts", "watttime_CAISO_NORTH_moer_forecast_2023-06-08_2023-07-08.csv"))
-	require.NoError(t, err)
+	require.NoError(b, err)
 	cav, err := ReadForecasts(fh, "watttime forecast", "CAISO_NORTH")
 	fh.Close()
-	require.NoError(t, err)
+	require.NoError(b, err)
 	var caJobs []Job
 	for i, s := 0, time.Date(2023, 6, 9, 0, 0, 0, 0, time.UTC); s.Before(time.Date(2023, 7, 8, 20, 0, 0, 0, time.UTC)); i, s = i+1, s.Add(20*time.Minute) {
 		d := []time.Duration{15 * time.Minute, 30 * time.Minute}[i%2]
 		caJobs = append(caJobs, Job{ID: fmt.Sprintf("ca-%04d", i), Submit: s, Duration: d, GPUs: 1, PowerW: DefaultPowerW, Deadline: s.Add(d + time.Hour)})
 	}
-	vintageRows(t, &b, "CAISO_NORTH (WattTime MOER), 2023-06-09 → 07-08", map[string]forecast.Series{"CAISO_NORTH": ca}, map[string][]forecast.Series{"CAISO_NORTH": cav}, caJobs)
-	b.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed. The reference never reads the vintages: its forecast is its own profile of the actual history (for GB only the days since 03-14, so it has little to go on). " + referenceRule + "\n")
-	benchWrite(t, "vintages", b.String())
+	vintageRows(b, &md, "CAISO_NORTH (WattTime MOER), 2023-06-09 → 07-08", map[string]forecast.Series{"CAISO_NORTH": ca}, map[string][]forecast.Series{"CAISO_NORTH": cav}, caJobs)
+	md.WriteString("\nGB: actuals are the latest NESO pt24h snapshot per half hour (the value 11 at 2023-03-16T21:00Z masked, as the data README advises); jobs of 1/2/4 h every 30 min from 03-14T04:00Z to 03-16T15:00Z, deadline +24 h; the own forecaster has only the history since 03-14T03:30Z. CAISO: jobs of 15/30 min every 20 min, deadline = submit + duration + 1 h (inside the vintages' 65-min horizon). Marginal and average signals are not mixed. The reference never reads the vintages: its forecast is its own profile of the actual history (for GB only the days since 03-14, so it has little to go on). " + referenceRule + "\n")
+	benchWrite(b, "vintages", md.String())
 }
 
 // nesoGB returns GB's NESO actuals (the latest pt24h snapshot per half
 // hour, less the value the data README calls implausible) and the fw48h
 // forecast vintages of 2023-03-14 → 03-16.
-func nesoGB(t *testing.T, data string) (forecast.Series, []forecast.Series) {
+func nesoGB(t testing.TB, data string) (forecast.Series, []forecast.Series) {
 	t.Helper()
 	rows := readCSV(t, filepath.Join(data, "forecasts", "neso_gb_national_pt24h_snapshots_2023-03-14_2023-03-18.csv"))
 	latest := map[string][2]string{}
@@ -397,7 +396,7 @@ func nesoGB(t *testing.T, data string) (forecast.Series, []forecast.Series) {
 	return gb, gbv
 }
 
-func vintageRows(t *testing.T, b *strings.Builder, label string, carbon map[string]forecast.Series, vint map[string][]forecast.Series, jobs []Job) {
+func vintageRows(t testing.TB, b *strings.Builder, label string, carbon map[string]forecast.Series, vint map[string][]forecast.Series, jobs []Job) {
 	t.Helper()
 	for _, mode := range []string{"real vintages", "own forecaster"} {
 		cfg := Config{Carbon: carbon, Jobs: jobs}
@@ -409,21 +408,21 @@ func vintageRows(t *testing.T, b *strings.Builder, label string, carbon map[stri
 	}
 }
 
-// TestBenchSpeed: a year of 10 regions with 5 000 and 50 000 jobs.
-func TestBenchSpeed(t *testing.T) {
-	data := benchSetup(t)
-	carbon, names := emRegions(t, data, 10)
-	ts := newTraceSampler(t, data)
+// BenchmarkSpeed: a year of 10 regions with 5 000 and 50 000 jobs.
+func BenchmarkSpeed(b *testing.B) {
+	data := benchSetup(b)
+	carbon, names := emRegions(b, data, 10)
+	ts := newTraceSampler(b, data)
 	from, to := time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 29, 0, 0, 0, 0, time.UTC)
-	var b strings.Builder
-	b.WriteString("### Speed: 10 regions, 2023\n\n" + resultHeader)
+	var md strings.Builder
+	md.WriteString("### Speed: 10 regions, 2023\n\n" + resultHeader)
 	var walls []time.Duration
 	sizes := []int{5000, 50000}
 	if s := os.Getenv("GREENQ_BENCH_SPEED_JOBS"); s != "" {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {
 			n, err := strconv.Atoi(f)
-			require.NoError(t, err)
+			require.NoError(b, err)
 			sizes = append(sizes, n)
 		}
 	}
@@ -431,16 +430,16 @@ func TestBenchSpeed(t *testing.T) {
 	for _, n := range sizes {
 		jobs := ts.jobs(n, from, to, names, 2)
 		c0 := cpuTime()
-		r, d := runTimed(t, Config{Carbon: carbon, Jobs: jobs})
+		r, d := runTimed(b, Config{Carbon: carbon, Jobs: jobs})
 		cpu := cpuTime() - c0
 		walls, cpus = append(walls, d), append(cpus, cpu)
-		b.WriteString(resultRow(fmt.Sprintf("%d jobs (CPU %.1f s; planner %.1f s wall, %d rounds)", n, cpu.Seconds(), *r.Policies.GreenQ.PlannerSeconds, r.Policies.GreenQ.PlanRounds), r, d))
+		md.WriteString(resultRow(fmt.Sprintf("%d jobs (CPU %.1f s; planner %.1f s wall, %d rounds)", n, cpu.Seconds(), *r.Policies.GreenQ.PlannerSeconds, r.Policies.GreenQ.PlanRounds), r, d))
 	}
 	if len(walls) >= 2 {
-		fmt.Fprintf(&b, "\n%d → %d jobs: wall × %.1f, CPU × %.1f. ", sizes[0], sizes[len(sizes)-1], walls[len(walls)-1].Seconds()/math.Max(walls[0].Seconds(), 1e-9), cpus[len(cpus)-1].Seconds()/math.Max(cpus[0].Seconds(), 1e-9))
+		fmt.Fprintf(&md, "\n%d → %d jobs: wall × %.1f, CPU × %.1f. ", sizes[0], sizes[len(sizes)-1], walls[len(walls)-1].Seconds()/math.Max(walls[0].Seconds(), 1e-9), cpus[len(cpus)-1].Seconds()/math.Max(cpus[0].Seconds(), 1e-9))
 	}
-	fmt.Fprintf(&b, "Regions: the first 10 em_*.csv files by name. %s Wall includes the now, greenq, reference and oracle runs, not loading. %s\n", traceRule, referenceRule)
-	benchWrite(t, "speed", b.String())
+	fmt.Fprintf(&md, "Regions: the first 10 em_*.csv files by name. %s Wall includes the now, greenq, reference and oracle runs, not loading. %s\n", traceRule, referenceRule)
+	benchWrite(b, "speed", md.String())
 }
 
 // slackJobs draws n jobs submitted uniformly in [from, to): duration and
@@ -477,7 +476,7 @@ var tuneZones = []string{"GB", "DE-LU", "US-CAL-CISO", "CA-ON", "AU-NSW"}
 // defaults) and with seasonal naive decided once at submit, and formats a
 // table row and the fractions of the oracle's savings of greenq, seasonal
 // naive and the reference policy.
-func singleRow(t *testing.T, label string, carbon map[string]forecast.Series, jobs []Job) (string, float64, float64, float64) {
+func singleRow(t testing.TB, label string, carbon map[string]forecast.Series, jobs []Job) (string, float64, float64, float64) {
 	t.Helper()
 	own, d := runTimed(t, Config{Carbon: carbon, Jobs: jobs})
 	naive, _ := runTimed(t, Config{Carbon: carbon, Jobs: jobs, Tick: -1, Forecaster: forecast.Forecaster{Method: forecast.MethodSeasonalDay}})
@@ -490,42 +489,42 @@ func singleRow(t *testing.T, label string, carbon map[string]forecast.Series, jo
 
 const singleHeader = "| scenario | jobs | now tCO2e | oracle saves | greenq saves | fraction of oracle savings | misses | reference: fraction | misses | seasonal naive once: fraction | misses | wall (whole run) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
 
-// TestBenchSingleRegion: time shifting only, one high-variance zone per
+// BenchmarkSingleRegion: time shifting only, one high-variance zone per
 // run, 2023, a workload drawn from the real traces with slack 6–48 h.
-func TestBenchSingleRegion(t *testing.T) {
-	data := benchSetup(t)
-	ts := newTraceSampler(t, data)
+func BenchmarkSingleRegion(b *testing.B) {
+	data := benchSetup(b)
+	ts := newTraceSampler(b, data)
 	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
-	var b strings.Builder
-	b.WriteString("### Single region (time shifting only), 2023\n\n" + singleHeader)
+	var md strings.Builder
+	md.WriteString("### Single region (time shifting only), 2023\n\n" + singleHeader)
 	var sum, sumNaive, sumRef float64
 	for i, z := range benchZones {
-		carbon := map[string]forecast.Series{z: loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)}
+		carbon := map[string]forecast.Series{z: loadCarbon(b, filepath.Join(data, "carbon", "em_"+z+".csv"), z)}
 		jobs := ts.slackJobs(2000, from, to, []string{z}, uint64(2023*10+i))
-		row, f, fn, fr := singleRow(t, z, carbon, jobs)
-		b.WriteString(row)
+		row, f, fn, fr := singleRow(b, z, carbon, jobs)
+		md.WriteString(row)
 		sum, sumNaive, sumRef = sum+f, sumNaive+fn, sumRef+fr
 	}
 	n := float64(len(benchZones))
-	fmt.Fprintf(&b, "| mean of %d zones | | | | | %.3f | | %.3f | | %.3f | | |\n", len(benchZones), sum/n, sumRef/n, sumNaive/n)
-	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. %s Forecasters tuned on 2021–2022; 2023 is out of sample. The working-hours shape is in its own table below.\n", slackRule, Config{}.WithDefaults().Tick, referenceRule)
-	benchWrite(t, "single_region", b.String())
+	fmt.Fprintf(&md, "| mean of %d zones | | | | | %.3f | | %.3f | | %.3f | | |\n", len(benchZones), sum/n, sumRef/n, sumNaive/n)
+	fmt.Fprintf(&md, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. %s Forecasters tuned on 2021–2022; 2023 is out of sample. The working-hours shape is in its own table below.\n", slackRule, Config{}.WithDefaults().Tick, referenceRule)
+	benchWrite(b, "single_region", md.String())
 }
 
-// TestBenchFiveRegions: the five single-region zones together, each job
+// BenchmarkFiveRegions: the five single-region zones together, each job
 // free to run in any of them (home region first, drawn per job).
-func TestBenchFiveRegions(t *testing.T) {
-	data := benchSetup(t)
-	ts := newTraceSampler(t, data)
+func BenchmarkFiveRegions(b *testing.B) {
+	data := benchSetup(b)
+	ts := newTraceSampler(b, data)
 	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
 	carbon := map[string]forecast.Series{}
 	for _, z := range benchZones {
-		carbon[z] = loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
+		carbon[z] = loadCarbon(b, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
 	}
-	var b strings.Builder
-	b.WriteString("### Five regions (" + strings.Join(benchZones, ", ") + "), 2023\n\n" + singleHeader)
-	row, _, _, _ := singleRow(t, "five regions", carbon, ts.slackJobs(5000, from, to, benchZones, 2023))
-	b.WriteString(row)
-	fmt.Fprintf(&b, "\nWorkload: 5000 jobs submitted 2023-01-08 → 12-27, each allowed in all five zones in a random order per job whose first is its home region (where now runs it). %s greenq, reference and seasonal naive as in the single-region table; the reference also picks the region whose forecast is lowest.\n", slackRule)
-	benchWrite(t, "five_regions", b.String())
+	var md strings.Builder
+	md.WriteString("### Five regions (" + strings.Join(benchZones, ", ") + "), 2023\n\n" + singleHeader)
+	row, _, _, _ := singleRow(b, "five regions", carbon, ts.slackJobs(5000, from, to, benchZones, 2023))
+	md.WriteString(row)
+	fmt.Fprintf(&md, "\nWorkload: 5000 jobs submitted 2023-01-08 → 12-27, each allowed in all five zones in a random order per job whose first is its home region (where now runs it). %s greenq, reference and seasonal naive as in the single-region table; the reference also picks the region whose forecast is lowest.\n", slackRule)
+	benchWrite(b, "five_regions", md.String())
 }

@@ -12,6 +12,11 @@
 // runReference), and an oracle with perfect knowledge, exact when capacity
 // is unbounded and a Lagrangian lower bound otherwise.
 //
+// A job's Estimate, when set, is the run time the planner is told while
+// the job runs its real Duration, to score plans under misestimated
+// durations. PolicyResult.DominanceViolations counts interruptible jobs
+// greenq planned to emit more than the same job in one piece would.
+//
 // WorkingHoursJobs generates the working-hours workload shape (submits on
 // workdays 09–17 local time, deadlines mixing the next workday 09:00,
 // +8 h, +24 h and +72 h) beside the uniform shapes the benchmarks draw.

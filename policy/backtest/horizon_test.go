@@ -141,16 +141,16 @@ func (f syntheticForecast) Forecast(history forecast.Series, from time.Time, hor
 	return out
 }
 
-// TestBenchForecastHorizon: how much of the single-region gap is forecast
+// BenchmarkForecastHorizon: how much of the single-region gap is forecast
 // information. The single-region workloads of 2023, planned by the same
 // planner with forecasts that know the next L hours exactly, and with a
 // synthetic forecast as good as NESO's published GB forecasts measured.
-func TestBenchForecastHorizon(t *testing.T) {
-	data := benchSetup(t)
-	ts := newTraceSampler(t, data)
-	gb, gbv := nesoGB(t, data)
+func BenchmarkForecastHorizon(b *testing.B) {
+	data := benchSetup(b)
+	ts := newTraceSampler(b, data)
+	gb, gbv := nesoGB(b, data)
 	le := measureLeadError(gb, gbv, 12*time.Hour)
-	require.NotEmpty(t, le.Sigma)
+	require.NotEmpty(b, le.Sigma)
 	from, to := time.Date(2023, 1, 8, 0, 0, 0, 0, time.UTC), time.Date(2023, 12, 27, 0, 0, 0, 0, time.UTC)
 	type variant struct {
 		name string
@@ -165,22 +165,22 @@ func TestBenchForecastHorizon(t *testing.T) {
 	variants = append(variants,
 		variant{"NESO-grade error (synthetic)", func(a forecast.Series) Forecaster { return syntheticForecast{Actual: a, Error: le, Seed: 1} }},
 		variant{"every hour exact", func(a forecast.Series) Forecaster { return exactFirst{Actual: a, Lead: 1000 * time.Hour} }})
-	var b strings.Builder
-	b.WriteString("### Single region: capture against forecast information, 2023\n\n| forecast the planner sees | " + strings.Join(benchZones, " | ") + " | mean | misses |\n|---|" + strings.Repeat("---|", len(benchZones)+2) + "\n")
+	var md strings.Builder
+	md.WriteString("### Single region: capture against forecast information, 2023\n\n| forecast the planner sees | " + strings.Join(benchZones, " | ") + " | mean | misses |\n|---|" + strings.Repeat("---|", len(benchZones)+2) + "\n")
 	carbon := map[string]forecast.Series{}
 	jobs := map[string][]Job{}
 	for i, z := range benchZones {
-		carbon[z] = loadCarbon(t, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
-		jobs[z] = ts.slackJobs(2000, from, to, []string{z}, uint64(2023*10+i)) // as TestBenchSingleRegion
+		carbon[z] = loadCarbon(b, filepath.Join(data, "carbon", "em_"+z+".csv"), z)
+		jobs[z] = ts.slackJobs(2000, from, to, []string{z}, uint64(2023*10+i)) // as BenchmarkSingleRegion
 	}
 	var ref strings.Builder
 	for vi, v := range variants {
 		var sum, refSum float64
 		misses, refMisses := 0, 0
-		b.WriteString("| " + v.name + " |")
+		md.WriteString("| " + v.name + " |")
 		for _, z := range benchZones {
-			r, _ := runTimed(t, Config{Carbon: map[string]forecast.Series{z: carbon[z]}, Jobs: jobs[z], Forecaster: v.fc(carbon[z])})
-			fmt.Fprintf(&b, " %.3f |", r.FractionOfOracleSavings)
+			r, _ := runTimed(b, Config{Carbon: map[string]forecast.Series{z: carbon[z]}, Jobs: jobs[z], Forecaster: v.fc(carbon[z])})
+			fmt.Fprintf(&md, " %.3f |", r.FractionOfOracleSavings)
 			sum += r.FractionOfOracleSavings
 			misses += r.Policies.GreenQ.DeadlineMisses
 			if vi == 0 {
@@ -189,17 +189,17 @@ func TestBenchForecastHorizon(t *testing.T) {
 				refMisses += r.Policies.Reference.DeadlineMisses
 			}
 		}
-		fmt.Fprintf(&b, " %.3f | %d |\n", sum/float64(len(benchZones)), misses)
+		fmt.Fprintf(&md, " %.3f | %d |\n", sum/float64(len(benchZones)), misses)
 		if vi == 0 {
 			fmt.Fprintf(&ref, " %.3f | %d |\n", refSum/float64(len(benchZones)), refMisses)
 		}
 	}
-	b.WriteString("| reference policy (its own 7-day profile; causal) |" + ref.String())
+	md.WriteString("| reference policy (its own 7-day profile; causal) |" + ref.String())
 	var sig []string
 	for k, s := range le.Sigma {
 		sig = append(sig, fmt.Sprintf("%d–%d h: %.1f %%", k*12, (k+1)*12, 100*s))
 	}
-	fmt.Fprintf(&b, "\nFraction of the oracle's savings; workloads as in the single-region table (same seeds). \"Next L h exact\": greenq's own forecaster with its first L hours replaced by the actual values at every issue. NESO-grade error: the actual series plus Gaussian error drawn afresh at every hourly issue, of the size NESO's fw48h GB vintages of 2023-03-14 → 03-16 show against the latest actuals (σ relative to the mean actual, by lead: %s; errors one hour apart correlate %.2f), scaled by each zone's mean of the last two weeks. These rows read the future and exist to locate the gap; the own forecaster's row is the one greenq runs without a provider. The last row is the reference policy on the same workloads, for comparison (it reads no future). %s\n",
+	fmt.Fprintf(&md, "\nFraction of the oracle's savings; workloads as in the single-region table (same seeds). \"Next L h exact\": greenq's own forecaster with its first L hours replaced by the actual values at every issue. NESO-grade error: the actual series plus Gaussian error drawn afresh at every hourly issue, of the size NESO's fw48h GB vintages of 2023-03-14 → 03-16 show against the latest actuals (σ relative to the mean actual, by lead: %s; errors one hour apart correlate %.2f), scaled by each zone's mean of the last two weeks. These rows read the future and exist to locate the gap; the own forecaster's row is the one greenq runs without a provider. The last row is the reference policy on the same workloads, for comparison (it reads no future). %s\n",
 		strings.Join(sig, ", "), le.Corr, referenceRule)
-	benchWrite(t, "forecast_horizon", b.String())
+	benchWrite(b, "forecast_horizon", md.String())
 }

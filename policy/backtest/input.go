@@ -24,6 +24,11 @@ type Job struct {
 	Submit time.Time
 	// Duration is the run time the job needs (duration_s).
 	Duration time.Duration
+	// Estimate is the run time the planner is told, when it differs from
+	// Duration (a user's misestimate; in memory only, no CSV column). Zero
+	// means Duration. The job still runs for Duration from its planned
+	// start: a short estimate runs past its last planned segment.
+	Estimate time.Duration
 	GPUs     int
 	Deadline time.Time
 	// Regions allowed, in preference order; empty means every region.
@@ -34,6 +39,14 @@ type Job struct {
 	// Line is the job's line in its file, for error messages; 0 when the
 	// job was built in memory.
 	Line int
+}
+
+// planned returns the run time the planner is told (see Job.Estimate).
+func (j *Job) planned() time.Duration {
+	if j.Estimate > 0 {
+		return j.Estimate
+	}
+	return j.Duration
 }
 
 // DefaultPowerW is the per-GPU draw of a job whose power_w is empty.

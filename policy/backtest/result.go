@@ -54,6 +54,12 @@ type PolicyResult struct {
 	// PlannerFallbacks counts unusable planner answers replaced by a run at
 	// once (greenq only; should be 0).
 	PlannerFallbacks int `json:"planner_fallbacks,omitempty"`
+	// DominanceViolations counts interruptible jobs that were, at some
+	// decision, planned to emit more (expected gCO2e, beyond the
+	// hysteresis a kept plan may lag by) than the same job planned in one
+	// piece in the same round would (greenq only; checked in rounds
+	// without capacity limits or a carbon price; should be 0).
+	DominanceViolations *int `json:"dominance_violations,omitempty"`
 	// Exact is false when GCO2 is a lower bound (oracle only).
 	Exact *bool `json:"exact,omitempty"`
 	// FractionOfOracleSavings is (now − this policy) / (now − oracle), 0

@@ -14,6 +14,7 @@ import (
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
+	"github.com/greenq/greenq/planning"
 	"github.com/greenq/greenq/policy"
 )
 
@@ -39,6 +40,7 @@ type sim struct {
 	jobs    []Job
 	allowed [][]int // region indexes per job, in preference order
 	bounded bool    // some region has a capacity
+	ran     []int64 // greenq: time each job has run in finished segments (ns)
 }
 
 // Run loads the inputs, replays the workload under the now, greenq,
@@ -77,6 +79,7 @@ func Run(ctx context.Context, cfg Config, progress func(done, total int)) (Resul
 	res.Policies.GreenQ.PlannerSeconds = ptr(gstats.plannerSeconds)
 	res.Policies.GreenQ.PlanRounds = gstats.rounds
 	res.Policies.GreenQ.PlannerFallbacks = gstats.fallbacks
+	res.Policies.GreenQ.DominanceViolations = ptr(len(gstats.violators))
 	ub := max(res.Policies.Now.GCO2, res.Policies.GreenQ.GCO2)
 	oracleSegs, bound, err := s.runOracle(ctx, ub)
 	if err != nil {
@@ -392,11 +395,13 @@ type gJob struct {
 	cur      *policy.Assignment
 	ver      int
 	released bool
+	running  bool // in a segment of several; planned again at its end
 }
 
 type release struct {
 	at, ver int64
 	k       int
+	resume  bool // the end of a segment: plan what is left
 }
 
 type releaseHeap []release
@@ -421,14 +426,18 @@ type greenStats struct {
 	plannerSeconds float64
 	rounds         int
 	fallbacks      int
+	violators      map[string]bool // see checkDominance
 }
 
 // runGreenQ replays the workload through policy.Plan on a virtual clock:
 // each job is planned at submit, re-planned at every tick until released,
-// and released at its first planned segment (at once when urgent).
+// and released at its first planned segment (at once when urgent). A job
+// planned in several segments runs the first, pauses, and is planned again
+// for what is left at its end (see startSegment).
 func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([][]seg, greenStats, error) {
 	var st greenStats
 	out := make([][]seg, len(s.jobs))
+	s.ran = make([]int64, len(s.jobs))
 	gs := make([]gJob, len(s.jobs))
 	for k := range gs {
 		gs[k].k = k
@@ -480,11 +489,24 @@ func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([]
 		for len(h) > 0 && h[0].at <= t {
 			rel := heap.Pop(&h).(release)
 			g := &gs[rel.k]
-			if g.released || int64(g.ver) != rel.ver {
+			if rel.resume {
+				g.running = false
+				if ticking && len(pending) == 0 {
+					nextTick = (t/tick + 1) * tick
+				}
+				pending = append(pending, g)
+				s.planRound(t, []*gJob{g}, pending, pools, &h, &st)
+				continue
+			}
+			if g.released || g.running || int64(g.ver) != rel.ver {
+				continue
+			}
+			if s.startSegment(g, pools, &h, out) {
 				continue
 			}
 			g.released = true
-			out[g.k] = pools.place(s.byName[g.cur.Region], s.jobs[g.k].GPUs, s.toSegs(g.cur))
+			left := int64(s.jobs[g.k].Duration) - s.ran[g.k]
+			out[g.k] = append(out[g.k], pools.place(s.byName[g.cur.Region], s.jobs[g.k].GPUs, actualSegs(s.toSegs(g.cur), left))...)
 			done++
 			if done%every == 0 {
 				progress(done, len(s.jobs))
@@ -492,7 +514,7 @@ func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([]
 		}
 		kept := pending[:0]
 		for _, g := range pending {
-			if !g.released {
+			if !g.released && !g.running {
 				kept = append(kept, g)
 			}
 		}
@@ -522,12 +544,12 @@ func (s *sim) planRound(t int64, jobs, pending []*gJob, pools *pools, h *release
 	for i, g := range jobs {
 		j := &s.jobs[g.k]
 		planned[g.k] = true
-		horizon = max(horizon, ns(j.Deadline), t+int64(j.Duration))
+		horizon = max(horizon, ns(j.Deadline), t+int64(s.toPlan(g.k)))
 		for _, r := range s.allowed[g.k] {
 			need[r] = true
 		}
 		in.Jobs[i] = policy.Job{
-			ID: j.ID, GPUs: j.GPUs, Duration: j.Duration, PowerW: j.PowerW,
+			ID: j.ID, GPUs: j.GPUs, Duration: s.toPlan(g.k), PowerW: j.PowerW,
 			Earliest: j.Submit, Deadline: j.Deadline, Regions: j.Regions,
 			Interruptible: j.Interruptible, Current: g.cur,
 		}
@@ -553,9 +575,10 @@ func (s *sim) planRound(t int64, jobs, pending []*gJob, pools *pools, h *release
 		in.Regions = append(in.Regions, pr)
 	}
 	t0 := s.cfg.Clock()
-	res := policy.Plan(in)
+	res := planning.New(s.cfg.Planner).PlanInput(in)
 	st.plannerSeconds += s.cfg.Clock().Sub(t0).Seconds()
 	st.rounds++
+	s.checkDominance(in, res, st)
 	byID := make(map[string]*policy.Assignment, len(res.Assignments))
 	for i := range res.Assignments {
 		byID[res.Assignments[i].JobID] = &res.Assignments[i]
@@ -567,10 +590,7 @@ func (s *sim) planRound(t int64, jobs, pending []*gJob, pools *pools, h *release
 		}
 		g.cur = a
 		g.ver++
-		at := ns(a.Segments[0].Start)
-		if a.Urgent {
-			at = t
-		}
+		at := ns(policy.ReleaseAt(*a, now)) // the server's release rule
 		heap.Push(h, release{at: at, ver: int64(g.ver), k: g.k})
 		if s.cfg.OnDecision != nil {
 			s.cfg.OnDecision(Decision{At: now, JobID: a.JobID, Region: a.Region, Segments: slices.Clone(a.Segments), Urgent: a.Urgent, Fallback: fallback})
@@ -586,7 +606,7 @@ func (s *sim) sanitize(k int, a *policy.Assignment, t int64) (*policy.Assignment
 	j := &s.jobs[k]
 	now := fromNS(t)
 	runNow := func(region string) *policy.Assignment {
-		out := policy.Assignment{JobID: j.ID, Region: region, Urgent: true, Segments: []policy.Window{{Start: now, End: now.Add(j.Duration)}}}
+		out := policy.Assignment{JobID: j.ID, Region: region, Urgent: true, Segments: []policy.Window{{Start: now, End: now.Add(s.toPlan(k))}}}
 		if a != nil {
 			out.ExpectedGCO2, out.Baseline, out.Reason = a.ExpectedGCO2, a.Baseline, a.Reason
 		}
@@ -612,14 +632,14 @@ func (s *sim) sanitize(k int, a *policy.Assignment, t int64) (*policy.Assignment
 		total += w.End.Sub(w.Start)
 		prev = w.End
 	}
-	if len(a.Segments) == 0 || total < j.Duration {
+	if len(a.Segments) == 0 || total < s.toPlan(k) {
 		return runNow(first), true
 	}
 	out := *a
 	out.Segments = slices.Clone(a.Segments)
 	// A planner that rounds segments up to whole slots overshoots; trim
 	// the tail so the job runs exactly its duration.
-	for extra := total - j.Duration; extra > 0; {
+	for extra := total - s.toPlan(k); extra > 0; {
 		last := &out.Segments[len(out.Segments)-1]
 		if d := last.End.Sub(last.Start); d > extra {
 			last.End = last.End.Add(-extra)

@@ -324,3 +324,44 @@ func TestStepIntegral(t *testing.T) {
 	require.InDelta(t, 150, f.mean(ns(t0)+h/2, ns(t0)+h+h/2), 1e-9)
 	require.False(t, math.IsNaN(f.mean(ns(t0), ns(t0))))
 }
+
+// TestRunMisestimatedDurations: the planner is told Estimate, the job runs
+// its real Duration from its planned start (a short estimate runs past
+// its plan, a long one stops early); in this fixture every feasible
+// deadline is still met.
+func TestRunMisestimatedDurations(t *testing.T) {
+	t.Parallel()
+	base := fixtureConfig()
+	jobs, err := ReadWorkloadFile(base.WorkloadFile)
+	require.NoError(t, err)
+	for _, f := range []float64{0.5, 1.05, 2} {
+		cfg := base
+		cfg.Jobs = make([]Job, len(jobs))
+		for i, j := range jobs {
+			j.Estimate = time.Duration(float64(j.Duration) * f).Round(time.Second)
+			cfg.Jobs[i] = j
+		}
+		est := map[string]time.Duration{}
+		for _, j := range cfg.Jobs {
+			est[j.ID] = j.Estimate
+		}
+		first := map[string]bool{}
+		cfg.OnDecision = func(d Decision) {
+			var total time.Duration
+			for _, w := range d.Segments {
+				total += w.End.Sub(w.Start)
+			}
+			// The first plan is for the estimate; a paused job's later
+			// ones for what is left of it.
+			if !first[d.JobID] {
+				first[d.JobID] = true
+				require.Equal(t, est[d.JobID], total, "factor %g: %s", f, d.JobID)
+			}
+			require.LessOrEqual(t, total, est[d.JobID], "factor %g: %s", f, d.JobID)
+		}
+		res, err := Run(context.Background(), cfg, nil)
+		require.NoError(t, err)
+		checkPlacements(t, jobs, res.Placements, res.Regions) // real lengths
+		require.Len(t, first, len(jobs))
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"syscall"
 	"time"
+
+	"github.com/greenq/greenq"
 )
 
 // Spec is one run of a job, as the worker prepared it.
@@ -53,6 +55,12 @@ type Spec struct {
 	// whose scheduler takes a time limit (Slurm's --time) sets one from
 	// it, never past Deadline.
 	Estimate time.Duration
+	// ReadingFile is where greenq meter, wrapping the command where the
+	// job runs, writes its reading (--out), in a directory of Mounts; an
+	// executor that wraps commands in greenq meter and whose nodes see the
+	// worker's files reads it back into Exit.Energy. Set for an executor
+	// that AllocatesGPUs only.
+	ReadingFile string
 	// Warn is the signal the job asked for before it is stopped (Signal 0:
 	// none). The worker sends it itself, Before the deadline, unless the
 	// Process delivers it (DeliversWarning).
@@ -180,31 +188,6 @@ type Exit struct {
 var ErrLost = errors.New("the run was lost with its node")
 
 // Reading is the energy a job used, as measured where it ran (greenq meter
-// writes one as JSON; a Slurm cluster's accounting gives one).
-type Reading struct {
-	GPUKWh float64 `json:"gpu_energy_kwh"`
-	CPUKWh float64 `json:"cpu_energy_kwh"`
-	RAMKWh float64 `json:"ram_energy_kwh"`
-	// Source labels the GPU figure: nvml, nvml-power-sampling, estimate,
-	// or slurm (the node's energy as the cluster accounts it, all devices
-	// in GPUKWh).
-	Source string `json:"energy_source"`
-	// CPUSource labels the CPU and RAM figures: rapl, estimate, slurm.
-	CPUSource string `json:"cpu_energy_source"`
-	// Meter is what measured: "greenq-meter" or "slurm".
-	Meter    string `json:"meter"`
-	Host     string `json:"host,omitempty"`
-	GPUModel string `json:"gpu_model,omitempty"`
-	// GPUs are the node's GPU indices measured.
-	GPUs      []int     `json:"gpus"`
-	Start     time.Time `json:"start"`
-	End       time.Time `json:"end"`
-	DurationS float64   `json:"duration_s"`
-	// UtilizationPct and MemoryUsedMiB are means over Samples.
-	UtilizationPct float64 `json:"gpu_utilization_pct"`
-	MemoryUsedMiB  float64 `json:"gpu_memory_used_mib"`
-	Samples        int     `json:"samples"`
-	ReadErrors     int     `json:"read_errors"`
-	// ExitCode is the command's exit status (128+N when killed by signal N).
-	ExitCode int `json:"exit_code"`
-}
+// writes one as JSON; a Slurm cluster's accounting gives one): the root
+// package's greenq.EnergyReading, which the API also takes.
+type Reading = greenq.EnergyReading

@@ -77,7 +77,7 @@ func (a *apiClient) once(method, path string, data []byte, hasBody bool) (int, [
 }
 
 // submit posts req and returns the jobs created (201 required).
-func (a *apiClient) submit(t *testing.T, req greenq.SubmitRequest) []*greenq.Job {
+func (a *apiClient) submit(t testing.TB, req greenq.SubmitRequest) []*greenq.Job {
 	t.Helper()
 	st, raw, err := a.do("POST", "/v1/jobs", req)
 	require.NoError(t, err)
@@ -85,7 +85,7 @@ func (a *apiClient) submit(t *testing.T, req greenq.SubmitRequest) []*greenq.Job
 	return decodeJobs(t, raw)
 }
 
-func decodeJobs(t *testing.T, raw []byte) []*greenq.Job {
+func decodeJobs(t testing.TB, raw []byte) []*greenq.Job {
 	t.Helper()
 	var list struct {
 		Jobs []*greenq.Job `json:"jobs"`
@@ -221,7 +221,7 @@ func (a *apiClient) capacity() map[string]int {
 // waitReady waits until every region has a stored series (with points, when
 // points is set) and at least one live worker GPU, so that the first plan
 // sees what the test wrote.
-func (a *apiClient) waitReady(t *testing.T, points bool, regions ...string) {
+func (a *apiClient) waitReady(t testing.TB, points bool, regions ...string) {
 	t.Helper()
 	waitFor(t, 30*time.Second, fmt.Sprintf("series and workers for %v", regions), func() bool {
 		c := a.capacity()

@@ -23,12 +23,11 @@ import (
 	"github.com/greenq/greenq"
 )
 
-// benchOut returns where a bench table goes, skipping unless GREENQ_BENCH=1.
-func benchOut(t *testing.T, name string) string {
+// benchOut returns where a bench table goes: $GREENQ_BENCH_OUT, or a temp
+// dir. The benchmarks of this package are report generators: each measures
+// once and ignores b.N (make bench runs them with -benchtime 1x).
+func benchOut(t testing.TB, name string) string {
 	t.Helper()
-	if os.Getenv("GREENQ_BENCH") != "1" {
-		t.Skip("load benchmark: runs only with GREENQ_BENCH=1 (make bench)")
-	}
 	dir := os.Getenv("GREENQ_BENCH_OUT")
 	if dir == "" {
 		dir = t.TempDir()
@@ -41,7 +40,7 @@ func benchOut(t *testing.T, name string) string {
 
 // writeCyclic writes zone's testdata values over and over as rows of step
 // from base for n rows, under file name as.
-func writeCyclic(t *testing.T, dir, zone, as string, base time.Time, step time.Duration, n int) {
+func writeCyclic(t testing.TB, dir, zone, as string, base time.Time, step time.Duration, n int) {
 	t.Helper()
 	rows := loadRows(t, zone)
 	var b bytes.Buffer
@@ -62,7 +61,7 @@ type benchStack struct {
 	step  time.Duration
 }
 
-func startBenchStack(t *testing.T, slot time.Duration, workers int) *benchStack {
+func startBenchStack(t testing.TB, slot time.Duration, workers int) *benchStack {
 	t.Helper()
 	r := startRedis(t, "--appendonly", "yes")
 	dir := t.TempDir()
@@ -102,7 +101,7 @@ func startBenchStack(t *testing.T, slot time.Duration, workers int) *benchStack 
 }
 
 // usedMemory is INFO memory's used_memory in bytes.
-func usedMemory(t *testing.T, r *redisServer) int64 {
+func usedMemory(t testing.TB, r *redisServer) int64 {
 	t.Helper()
 	c := r.Client()
 	defer c.Close()
@@ -175,7 +174,7 @@ func hammer(n int, d time.Duration, fn func(g int) error) (lats []time.Duration,
 // probeReleases submits n jobs in "de", one every gap, each deferred to a
 // green window a few rows ahead, waits until every one is released and
 // returns their release lags.
-func probeReleases(t *testing.T, b *benchStack, n int, gap time.Duration) []time.Duration {
+func probeReleases(t testing.TB, b *benchStack, n int, gap time.Duration) []time.Duration {
 	t.Helper()
 	ids := map[string]bool{}
 	var last time.Time
@@ -203,27 +202,27 @@ func earlyCount(lags []time.Duration) int {
 	return n
 }
 
-// TestBenchSubmit compares HTTP submit throughput (8 concurrent clients)
+// BenchmarkSubmit compares HTTP submit throughput (8 concurrent clients)
 // with raw asynq Client.Enqueue (8 goroutines) on the same Redis in the
 // same run, and measures submit p99 and release latency (planned start →
 // released). Writes $GREENQ_BENCH_OUT/submit.md.
-func TestBenchSubmit(t *testing.T) {
-	out := benchOut(t, "submit.md")
+func BenchmarkSubmit(b *testing.B) {
+	out := benchOut(b, "submit.md")
 	// Throughput on the production slot (15 min) and without workers, so
 	// released tasks wait on their region queues as the raw asynq tasks do
 	// and no job processes compete for the CPU; release latency below on a
 	// 2 s slot, so windows open within the run.
-	b := startBenchStack(t, 15*time.Minute, 0)
+	stack := startBenchStack(b, 15*time.Minute, 0)
 	const d = 5 * time.Second
 
-	client := asynq.NewClient(asynq.RedisClientOpt{Addr: b.redis.Addr()})
+	client := asynq.NewClient(asynq.RedisClientOpt{Addr: stack.redis.Addr()})
 	defer client.Close()
 	payload := []byte(`{"job_id":"01jbenchbenchbenchbenchbenc"}`)
 	rawLats, rawFails := hammer(8, d, func(int) error {
 		_, err := client.Enqueue(asynq.NewTask("bench:raw", payload), asynq.Queue("bench-raw"))
 		return err
 	})
-	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: b.redis.Addr()})
+	insp := asynq.NewInspector(asynq.RedisClientOpt{Addr: stack.redis.Addr()})
 	_ = insp.DeleteQueue("bench-raw", true)
 	insp.Close()
 
@@ -234,7 +233,7 @@ func TestBenchSubmit(t *testing.T) {
 		body := fmt.Sprintf(`{"name":"bench-submit","command":["true"],"duration_estimate_s":600,"regions":["gb","us","ca"],"deadline":%q}`,
 			time.Now().Add(ahead).UTC().Format(time.RFC3339))
 		return hammer(8, d, func(int) error {
-			resp, err := hc.Post(b.srv.URL+"/v1/jobs", "application/json", strings.NewReader(body))
+			resp, err := hc.Post(stack.srv.URL+"/v1/jobs", "application/json", strings.NewReader(body))
 			if err != nil {
 				return err
 			}
@@ -251,36 +250,36 @@ func TestBenchSubmit(t *testing.T) {
 	rawRate := float64(len(rawLats)) / d.Seconds()
 	httpRate := float64(len(httpLats)) / d.Seconds()
 	shortRate := float64(len(shortLats)) / d.Seconds()
-	b.srv.Stop(10 * time.Second)
-	rb := startBenchStack(t, 2*time.Second, 4)
-	lags := probeReleases(t, rb, 30, 300*time.Millisecond)
+	stack.srv.Stop(10 * time.Second)
+	rb := startBenchStack(b, 2*time.Second, 4)
+	lags := probeReleases(b, rb, 30, 300*time.Millisecond)
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Submit throughput and release latency (`TestBenchSubmit`, cmd/greenq/e2e)\n\n")
+	fmt.Fprintf(&md, "## Submit throughput and release latency (`BenchmarkSubmit`, cmd/greenq/e2e)\n\n")
 	fmt.Fprintf(&md, "Real `greenq server` process (API rate limit off, planner and release loop running, no workers: released tasks wait on their region queues as the raw asynq tasks do), one redis-server (AOF everysec), %s per side, 8 concurrent clients each.\n\n", d)
 	fmt.Fprintf(&md, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&md, "| raw asynq `Client.Enqueue` (8 goroutines) | %.0f tasks/s (p99 %s, %d errors) |\n", rawRate, ms(pct(rawLats, 0.99)), rawFails)
-	fmt.Fprintf(&md, "| HTTP `POST /v1/jobs` (8 clients), deadline 1 h (%d slots) | %.0f jobs/s (%d errors) |\n", int(time.Hour/b.step)+1, shortRate, shortFails)
+	fmt.Fprintf(&md, "| HTTP `POST /v1/jobs` (8 clients), deadline 1 h (%d slots) | %.0f jobs/s (%d errors) |\n", int(time.Hour/stack.step)+1, shortRate, shortFails)
 	fmt.Fprintf(&md, "| ratio HTTP / raw asynq, deadline 1 h (goal ≥ 0.5) | **%.3f** |\n", shortRate/rawRate)
 	fmt.Fprintf(&md, "| submit latency p50 / p99, deadline 1 h | %s / %s |\n", ms(pct(shortLats, 0.5)), ms(pct(shortLats, 0.99)))
-	fmt.Fprintf(&md, "| HTTP `POST /v1/jobs` (8 clients), deadline 20 h (%d slots) | %.0f jobs/s (%d errors) |\n", int(20*time.Hour/b.step)+1, httpRate, httpFails)
+	fmt.Fprintf(&md, "| HTTP `POST /v1/jobs` (8 clients), deadline 20 h (%d slots) | %.0f jobs/s (%d errors) |\n", int(20*time.Hour/stack.step)+1, httpRate, httpFails)
 	fmt.Fprintf(&md, "| ratio HTTP / raw asynq, deadline 20 h (goal ≥ 0.5) | **%.3f** |\n", httpRate/rawRate)
 	fmt.Fprintf(&md, "| submit latency p50 / p99, deadline 20 h | %s / %s |\n", ms(pct(httpLats, 0.5)), ms(pct(httpLats, 0.99)))
 	fmt.Fprintf(&md, "| release latency p50 / p99 (planned start → released, %d deferred jobs, %s slot) | %s / %s |\n", len(lags), rb.step, ms(pct(lags, 0.5)), ms(pct(lags, 0.99)))
 	fmt.Fprintf(&md, "| releases before the planned start | %d |\n", earlyCount(lags))
-	require.NoError(t, os.WriteFile(out, []byte(md.String()), 0o644))
-	t.Log("\n" + md.String())
-	require.Zero(t, earlyCount(lags), "never early")
+	require.NoError(b, os.WriteFile(out, []byte(md.String()), 0o644))
+	fmt.Print(md.String()) // b.Log would keep only its first lines
+	require.Zero(b, earlyCount(lags), "never early")
 }
 
-// TestBenchLoad queues 10 000 jobs over 4 regions with 8 workers and
+// BenchmarkLoad queues 10 000 jobs over 4 regions with 8 workers and
 // re-plans every 5 s, then measures API latency (GET /v1/jobs/{id} and
 // POST /v1/jobs) under that load, release lag, and Redis memory per job.
 // Writes $GREENQ_BENCH_OUT/load.md.
-func TestBenchLoad(t *testing.T) {
-	out := benchOut(t, "load.md")
-	b := startBenchStack(t, 10*time.Second, 8)
-	memBefore := usedMemory(t, b.redis)
+func BenchmarkLoad(b *testing.B) {
+	out := benchOut(b, "load.md")
+	stack := startBenchStack(b, 10*time.Second, 8)
+	memBefore := usedMemory(b, stack.redis)
 
 	const n, batch = 10000, 1000
 	var ids []string
@@ -293,20 +292,20 @@ func TestBenchLoad(t *testing.T) {
 			reqs = append(reqs, greenq.SubmitRequest{Name: fmt.Sprintf("load-%d", i%50), Command: []string{"true"},
 				DurationEstimateS: int64(600 + 60*(i%30)), Regions: regions[i%len(regions)], Deadline: deadline})
 		}
-		st, raw, err := b.srv.API.do("POST", "/v1/jobs", map[string]any{"jobs": reqs})
-		require.NoError(t, err)
-		require.Equal(t, http.StatusCreated, st, "%.300s", raw)
-		for _, j := range decodeJobs(t, raw) {
+		st, raw, err := stack.srv.API.do("POST", "/v1/jobs", map[string]any{"jobs": reqs})
+		require.NoError(b, err)
+		require.Equal(b, http.StatusCreated, st, "%.300s", raw)
+		for _, j := range decodeJobs(b, raw) {
 			ids = append(ids, j.ID)
 		}
 	}
 	queueTook := time.Since(queueStart)
-	waitFor(t, 5*time.Minute, "the 10 000 jobs to be planned", func() bool {
-		st, raw, err := b.srv.API.do("GET", "/v1/jobs?state=pending&limit=1", nil)
+	waitFor(b, 5*time.Minute, "the 10 000 jobs to be planned", func() bool {
+		st, raw, err := stack.srv.API.do("GET", "/v1/jobs?state=pending&limit=1", nil)
 		return err == nil && st == 200 && bytes.Contains(raw, []byte(`"jobs":[]`))
 	})
 	planTook := time.Since(queueStart)
-	memQueued := usedMemory(t, b.redis)
+	memQueued := usedMemory(b, stack.redis)
 
 	// API under load, while probes are released in "de".
 	const d = 30 * time.Second
@@ -315,7 +314,7 @@ func TestBenchLoad(t *testing.T) {
 		wg   sync.WaitGroup
 	)
 	wg.Add(1)
-	go func() { defer wg.Done(); lags = probeReleases(t, b, 40, 500*time.Millisecond) }()
+	go func() { defer wg.Done(); lags = probeReleases(b, stack, 40, 500*time.Millisecond) }()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: 30 * time.Second}
 	postBody := fmt.Sprintf(`{"name":"load-post","command":["true"],"duration_estimate_s":600,"deadline":%q}`, deadline)
 	var getLats, postLats []time.Duration
@@ -325,7 +324,7 @@ func TestBenchLoad(t *testing.T) {
 	go func() {
 		defer mu.Done()
 		getLats, getFails = hammer(4, d, func(int) error {
-			resp, err := hc.Get(b.srv.URL + "/v1/jobs/" + ids[rand.IntN(len(ids))])
+			resp, err := hc.Get(stack.srv.URL + "/v1/jobs/" + ids[rand.IntN(len(ids))])
 			if err != nil {
 				return err
 			}
@@ -340,7 +339,7 @@ func TestBenchLoad(t *testing.T) {
 	go func() {
 		defer mu.Done()
 		postLats, postFails = hammer(2, d, func(int) error {
-			resp, err := hc.Post(b.srv.URL+"/v1/jobs", "application/json", strings.NewReader(postBody))
+			resp, err := hc.Post(stack.srv.URL+"/v1/jobs", "application/json", strings.NewReader(postBody))
 			if err != nil {
 				return err
 			}
@@ -355,11 +354,11 @@ func TestBenchLoad(t *testing.T) {
 	mu.Wait()
 	wg.Wait()
 	total := len(ids) + len(postLats) + len(lags)
-	memAfter := usedMemory(t, b.redis)
+	memAfter := usedMemory(b, stack.redis)
 
 	var md strings.Builder
-	fmt.Fprintf(&md, "## Load: 10 000 queued jobs (`TestBenchLoad`, cmd/greenq/e2e)\n\n")
-	fmt.Fprintf(&md, "One `greenq server` process, 8 `greenq worker` processes (2 per region, 64 GPUs each), 4 regions, slot %s, re-plan every 5 s, one redis-server (AOF everysec), API rate limit off. Load measured for %s: 4 clients reading random jobs, 2 clients submitting, and a probe job submitted every 0.5 s into a green window a few slots ahead.\n\n", b.step, d)
+	fmt.Fprintf(&md, "## Load: 10 000 queued jobs (`BenchmarkLoad`, cmd/greenq/e2e)\n\n")
+	fmt.Fprintf(&md, "One `greenq server` process, 8 `greenq worker` processes (2 per region, 64 GPUs each), 4 regions, slot %s, re-plan every 5 s, one redis-server (AOF everysec), API rate limit off. Load measured for %s: 4 clients reading random jobs, 2 clients submitting, and a probe job submitted every 0.5 s into a green window a few slots ahead.\n\n", stack.step, d)
 	fmt.Fprintf(&md, "| measure | value |\n|---|---|\n")
 	fmt.Fprintf(&md, "| queue 10 000 jobs (10 × `POST /v1/jobs` of 1 000) | %s |\n", queueTook.Round(time.Millisecond))
 	fmt.Fprintf(&md, "| until none is pending (first plan of all 10 000) | %s |\n", planTook.Round(time.Millisecond))
@@ -371,7 +370,7 @@ func TestBenchLoad(t *testing.T) {
 		float64(memBefore)/(1<<20), float64(memQueued)/(1<<20), float64(memAfter)/(1<<20))
 	fmt.Fprintf(&md, "| Redis memory per queued job | %.2f KiB |\n", float64(memQueued-memBefore)/float64(n)/1024)
 	fmt.Fprintf(&md, "| Redis memory per job at the end (%d jobs) | %.2f KiB |\n", total, float64(memAfter-memBefore)/float64(total)/1024)
-	require.NoError(t, os.WriteFile(out, []byte(md.String()), 0o644))
-	t.Log("\n" + md.String())
-	require.Zero(t, earlyCount(lags), "never early")
+	require.NoError(b, os.WriteFile(out, []byte(md.String()), 0o644))
+	fmt.Print(md.String()) // b.Log would keep only its first lines
+	require.Zero(b, earlyCount(lags), "never early")
 }

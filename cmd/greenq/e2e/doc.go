@@ -12,7 +12,9 @@
 // timestamps the tests rewrite onto test-relative times, so the best region
 // and window of each job are known from the values alone.
 //
-// Tests skip, saying why, when redis-server (or redis-sentinel, for the
-// Sentinel test) is not installed. The load benchmarks run only with
-// GREENQ_BENCH=1 and write markdown to $GREENQ_BENCH_OUT.
+// Without redis-server the tests fail, saying how to install it; without
+// redis-sentinel (the Sentinel test) or redis-cli (the Cluster test) they
+// fail under CI and skip elsewhere, saying what is missing. The load
+// benchmarks (BenchmarkSubmit, BenchmarkBatchSubmit, BenchmarkLoad) run
+// with -bench (make bench) and write markdown to $GREENQ_BENCH_OUT.
 package e2e

@@ -89,8 +89,10 @@ func knownWindows(t *testing.T, topo topology) {
 
 	now := time.Now()
 	// Row 9 ends at base+20s; the default safety margin is 2 slots (2s), so
-	// rows up to 9 fit this deadline and row 10 does not.
-	deadline := base.Add(10*step + 2*time.Second + 500*time.Millisecond)
+	// rows up to 9 fit this deadline and row 10 does not. The latest start
+	// falls on a row boundary: a run may start mid-row at its latest start,
+	// and a deadline past one would let the planner straddle rows 9 and 10.
+	deadline := base.Add(10*step + 2*time.Second)
 	require.True(t, now.Before(base.Add(2*step)), "setup took too long: rows 2-9 must still lie ahead (now %s, base %s)", now, base)
 	wantAll, runnerUp := best(vals, zoneOf, []string{"gb", "de"}, base, step, now, deadline.Add(-2*time.Second))
 	require.Equal(t, candidate{Region: "gb", Row: 4, Value: 133.56}, wantAll)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/greenq/greenq/internal/redistest"
+	"github.com/greenq/greenq/internal/testenv"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -59,16 +61,17 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// needTool skips t when a program the test starts is not installed.
-func needTool(t *testing.T, name, pkg string) {
+// needTool fails t under CI, and skips it elsewhere, when a program the
+// test starts is not installed.
+func needTool(t testing.TB, name, pkg string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
-		t.Skipf("%s is not installed (Debian package %s): this end-to-end test runs real Redis processes", name, pkg)
+		testenv.Missing(t, fmt.Sprintf("%s is not installed (apt-get install %s, or run `make test`, which does): this end-to-end test runs real Redis processes", name, pkg))
 	}
 }
 
 // freePort returns a loopback TCP port nobody listens on right now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -78,7 +81,7 @@ func freePort(t *testing.T) int {
 
 // waitFor polls cond every interval until it holds or timeout passes; used
 // only where no signal can be awaited (another process's state).
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -94,7 +97,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // proc is a child process whose output goes to a file in the test's temp
 // dir; it is stopped at cleanup and its log tail shown when the test fails.
 type proc struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	cmd    *exec.Cmd
 	log    string
@@ -102,14 +105,14 @@ type proc struct {
 	state  *os.ProcessState
 }
 
-func startProc(t *testing.T, name string, bin string, args ...string) *proc {
+func startProc(t testing.TB, name string, bin string, args ...string) *proc {
 	t.Helper()
 	return startProcEnv(t, name, nil, bin, args...)
 }
 
 // startProcEnv is startProc with env (NAME=value) added to the child's
 // environment.
-func startProcEnv(t *testing.T, name string, env []string, bin string, args ...string) *proc {
+func startProcEnv(t testing.TB, name string, env []string, bin string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -198,7 +201,7 @@ func (p *proc) Stop(grace time.Duration) {
 // redisServer is a redis-server child on a free loopback port with its own
 // directory (AOF, cluster config, log).
 type redisServer struct {
-	t        *testing.T
+	t        testing.TB
 	Port     int
 	Dir      string
 	Password string // from --requirepass, if given
@@ -208,9 +211,9 @@ type redisServer struct {
 
 // startRedis starts redis-server with extra config directives (each as
 // "--name value ...").
-func startRedis(t *testing.T, extra ...string) *redisServer {
+func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
-	needTool(t, "redis-server", "redis-server")
+	redistest.Binary(t)
 	r := &redisServer{t: t, Port: freePort(t), Dir: t.TempDir()}
 	r.args = append([]string{"--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--dir", r.Dir,
 		"--save", "", "--protected-mode", "no", "--daemonize", "no"}, extra...)
@@ -333,7 +336,7 @@ type seriesRow struct {
 }
 
 // loadRows reads testdata/<zone>.csv.
-func loadRows(t *testing.T, zone string) []seriesRow {
+func loadRows(t testing.TB, zone string) []seriesRow {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", zone+".csv"))
 	require.NoError(t, err)
@@ -351,7 +354,7 @@ func loadRows(t *testing.T, zone string) []seriesRow {
 
 // writeSeries writes <zone>.csv into dir with the testdata values of zone
 // and row i starting at base + i×step, and returns the values.
-func writeSeries(t *testing.T, dir string, base time.Time, step time.Duration, zones ...string) map[string][]float64 {
+func writeSeries(t testing.TB, dir string, base time.Time, step time.Duration, zones ...string) map[string][]float64 {
 	t.Helper()
 	out := map[string][]float64{}
 	for _, z := range zones {
@@ -387,7 +390,7 @@ type stackConfig struct {
 }
 
 // writeConfig writes c as greenq.yaml in a temp dir and returns its path.
-func writeConfig(t *testing.T, c stackConfig) string {
+func writeConfig(t testing.TB, c stackConfig) string {
 	t.Helper()
 	var b strings.Builder
 	switch {
@@ -432,7 +435,7 @@ type server struct {
 }
 
 // startServer runs `greenq server` on a free port and waits for /healthz.
-func startServer(t *testing.T, name, cfgPath string) *server {
+func startServer(t testing.TB, name, cfgPath string) *server {
 	t.Helper()
 	port := freePort(t)
 	p := startProc(t, name, greenqBin, "server", "--config", cfgPath, "--listen", fmt.Sprintf("127.0.0.1:%d", port))
@@ -450,7 +453,7 @@ func startServer(t *testing.T, name, cfgPath string) *server {
 func (s *server) IsLeader() bool { return strings.Contains(s.Log(), "leading: planning") }
 
 // startWorker runs `greenq worker` for region with gpus GPUs.
-func startWorker(t *testing.T, id, cfgPath, region string, gpus int, extra ...string) *proc {
+func startWorker(t testing.TB, id, cfgPath, region string, gpus int, extra ...string) *proc {
 	t.Helper()
 	args := append([]string{"worker", "--config", cfgPath, "--region", region, "--gpus", strconv.Itoa(gpus),
 		"--id", id, "--grace", "10s"}, extra...)

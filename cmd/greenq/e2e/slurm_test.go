@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/internal/testenv"
 )
 
 // slurmCluster returns the slurm.conf and partition of the one-node
@@ -24,10 +25,7 @@ func slurmCluster(t *testing.T) (conf, partition string) {
 	conf = os.Getenv("GREENQ_TEST_SLURM_CONF")
 	if conf == "" {
 		msg := "GREENQ_TEST_SLURM_CONF is not set: run `make test`, which installs Slurm and starts a one-node cluster"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, msg)
 	}
 	partition = os.Getenv("GREENQ_TEST_SLURM_PARTITION")
 	if partition == "" {
@@ -80,7 +78,7 @@ providers:
 	startWorker(t, "w-local", cfg, "local", 1)
 	ws := startProcEnv(t, "w-slurm", []string{"SLURM_CONF=" + conf}, greenqBin, "worker", "--config", cfg, "--region", "hpc",
 		"--id", "w-slurm", "--grace", "10s", "--executor", "slurm", "--slurm-partition", partition,
-		"--slurm-spool", spool, "--slurm-poll-interval", "200ms", "--secrets-dir", secrets)
+		"--slurm-spool", spool, "--slurm-poll-interval", "200ms", "--secrets-dir", secrets, "--meter-api-url", srv.URL)
 	srv.API.waitReady(t, true, "local", "hpc")
 	require.LessOrEqual(t, srv.API.capacity()["hpc"], 4, "the Slurm region offers at most its node's GPUs")
 
@@ -113,8 +111,8 @@ providers:
 
 	rc := js.Receipt
 	require.NotNil(t, rc)
-	require.Equal(t, "greenq-meter", rc.EnergyMeter, "measured by greenq meter on the node")
-	require.Contains(t, []string{"nvml", "nvml-power-sampling", "estimate"}, rc.EnergySource)
+	require.Equal(t, "greenq-meter-api", rc.EnergyMeter, "measured by greenq meter on the node, posted with the job's token")
+	require.Contains(t, []greenq.EnergySource{"nvml", "nvml-power-sampling", "estimate"}, rc.EnergySource)
 	require.Positive(t, rc.EnergyKWh)
 	require.InDelta(t, 1.1, rc.PUE, 1e-9)
 	require.Equal(t, "worker", jl.Receipt.EnergyMeter)

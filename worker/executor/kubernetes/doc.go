@@ -30,6 +30,15 @@
 // are in. Other signals cannot reach a pod without exec rights and are
 // refused.
 //
+// With Config.MeterImage (greenq worker --kube-meter-image, the worker's
+// own image), each pod gets greenq from that image, copied by an init
+// container ("greenq-meter") into an emptyDir at /greenq, and the job
+// container runs /greenq/greenq meter --gpus 0…n-1 [--out FILE] -- argv:
+// its GPUs are measured with NVML where they are. The reading comes back
+// as Exit.Energy from Spec.ReadingFile where a volume holds it, and is
+// posted to the API with the run's job token where the worker has one
+// (worker.Config.APIURL). Without it, the job's GPU energy is estimated.
+//
 // Capacity reads the cluster's free GPUs: every schedulable, ready node's
 // allocatable nvidia.com/gpu less what the pods bound to it request.
 //

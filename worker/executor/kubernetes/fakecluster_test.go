@@ -67,6 +67,9 @@ type fakeCluster struct {
 	mu    sync.Mutex
 	procs map[string]*fakeProc // by pod name
 	seq   int
+	// meterDir is where the greenq-meter init container's copy lands
+	// (the pod's kubernetes.MeterDir); "" before a metered pod runs.
+	meterDir string
 }
 
 type fakeProc struct {
@@ -312,6 +315,10 @@ func (c *fakeCluster) runPod(p *corev1.Pod) {
 	}
 	env = append(env, "HOSTNAME="+p.Name)
 	argv := append(append([]string{}, ctr.Command...), ctr.Args...)
+	if err := c.playMeterInit(p, argv); err != nil {
+		c.ended(p.Name, &corev1.ContainerStateTerminated{ExitCode: 128, Reason: "StartError", Message: err.Error()})
+		return
+	}
 	proc := &fakeProc{log: newLogBuffer()}
 	c.mu.Lock()
 	c.procs[p.Name] = proc
@@ -615,3 +622,34 @@ func (r *logReader) Read(p []byte) (int, error) {
 }
 
 func (r *logReader) Close() error { r.stop(); return nil }
+
+// playMeterInit plays the greenq-meter init container (cp SRC DIR/greenq)
+// into a directory of this machine, and points argv at it.
+func (c *fakeCluster) playMeterInit(p *corev1.Pod, argv []string) error {
+	for _, ic := range p.Spec.InitContainers {
+		if ic.Name != kubernetes.MeterContainerName {
+			continue
+		}
+		if len(ic.Command) != 3 || ic.Command[0] != "cp" {
+			return fmt.Errorf("init container %s: command %v is not cp SRC DST", ic.Name, ic.Command)
+		}
+		c.mu.Lock()
+		if c.meterDir == "" {
+			c.meterDir = c.t.TempDir()
+		}
+		dir := c.meterDir
+		c.mu.Unlock()
+		b, err := os.ReadFile(ic.Command[1])
+		if err != nil {
+			return fmt.Errorf("init container %s: %w", ic.Name, err)
+		}
+		dst := filepath.Join(dir, strings.TrimPrefix(ic.Command[2], kubernetes.MeterDir+"/"))
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			return err
+		}
+	}
+	if rest, ok := strings.CutPrefix(argv[0], kubernetes.MeterDir+"/"); ok {
+		argv[0] = filepath.Join(c.meterDir, rest)
+	}
+	return nil
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,15 @@ const (
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 	// DefaultSecretName is Config.SecretName's default.
 	DefaultSecretName = "greenq-job-secrets"
+	// MeterContainerName is the init container that puts greenq in a
+	// metered job's pod (Config.MeterImage), at MeterDir.
+	MeterContainerName = "greenq-meter"
+	// MeterDir is where a metered job's container finds greenq, in an
+	// emptyDir it may only read.
+	MeterDir = "/greenq"
+	// DefaultMeterBinary is Config.MeterBinary's default: where the
+	// worker's image (deployments/docker) has greenq.
+	DefaultMeterBinary = "/usr/local/bin/greenq"
 )
 
 // LogsFunc opens the log stream of a pod's container, following it until
@@ -114,6 +124,19 @@ type Config struct {
 	LogDrain time.Duration
 	// Logs opens a pod's log stream. Default: the pods/log API, following.
 	Logs LogsFunc
+	// MeterImage is an image with greenq at MeterBinary, and cp (the
+	// worker's own image): with it, each job's command runs under greenq
+	// meter, which an init container copies from this image into the pod,
+	// so that the job's GPUs are measured where they are (NVML) and the
+	// reading comes back (a file on a Volume, Spec.ReadingFile; a post to
+	// the API with the job's token). The command is then the job's argv
+	// itself, not the image's ENTRYPOINT with argv as its arguments; the
+	// copied greenq needs a glibc at least the worker image's in the job's
+	// image. Default "": no meter, the job's GPU energy is estimated.
+	MeterImage string
+	// MeterBinary is greenq's path in MeterImage. Default
+	// DefaultMeterBinary.
+	MeterBinary string
 	// Now is the clock, for activeDeadlineSeconds. Default time.Now.
 	Now func() time.Time
 	// Logger receives the executor's logs. Default: discard.
@@ -162,6 +185,9 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MeterBinary == "" {
+		cfg.MeterBinary = DefaultMeterBinary
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -407,6 +433,9 @@ func (e *Executor) job(s executor.Spec) (*batchv1.Job, error) {
 			}
 		}
 	}
+	if e.cfg.MeterImage != "" {
+		e.meter(&pod, s)
+	}
 	spec := batchv1.JobSpec{
 		BackoffLimit:            ptr(int32(0)),
 		Parallelism:             ptr(int32(1)),
@@ -426,6 +455,50 @@ func (e *Executor) job(s executor.Spec) (*batchv1.Job, error) {
 			Annotations: map[string]string{AnnotationJobID: s.JobID}},
 		Spec: spec,
 	}, nil
+}
+
+// meter runs the pod's job container under greenq meter, which an init
+// container copies from Config.MeterImage into an emptyDir at MeterDir.
+// Inside the container the device plugin's GPUs are NVML's 0…n-1.
+func (e *Executor) meter(pod *corev1.PodSpec, s executor.Spec) {
+	const vol = "greenq-meter"
+	pod.Volumes = append(pod.Volumes, corev1.Volume{Name: vol, VolumeSource: corev1.VolumeSource{
+		EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr(resource.MustParse("256Mi"))}}})
+	c := &pod.Containers[0]
+	pod.InitContainers = append(pod.InitContainers, corev1.Container{
+		Name: MeterContainerName, Image: e.cfg.MeterImage,
+		Command:         []string{"cp", e.cfg.MeterBinary, MeterDir + "/greenq"},
+		VolumeMounts:    []corev1.VolumeMount{{Name: vol, MountPath: MeterDir}},
+		SecurityContext: c.SecurityContext.DeepCopy(),
+	})
+	argv := []string{MeterDir + "/greenq", "meter"}
+	if n := gpuCount(s); n > 0 {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = strconv.Itoa(i)
+		}
+		argv = append(argv, "--gpus", strings.Join(ids, ","))
+	}
+	if f := e.readingFile(s); f != "" {
+		argv = append(argv, "--out", f)
+	}
+	c.Command = append(argv, "--")
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: vol, MountPath: MeterDir, ReadOnly: true})
+}
+
+// readingFile is where the meter writes its reading for the worker to
+// read back: s.ReadingFile when a writable Volume holds it, else "" (the
+// reading goes to the job's log, and to the API with a job token).
+func (e *Executor) readingFile(s executor.Spec) string {
+	if e.cfg.MeterImage == "" || s.ReadingFile == "" {
+		return ""
+	}
+	for _, v := range e.cfg.Volumes {
+		if _, ok := under(v.Path, s.ReadingFile); ok && !v.ReadOnly {
+			return s.ReadingFile
+		}
+	}
+	return ""
 }
 
 // env is the container's environment: s.Env less hostOnlyEnv and the

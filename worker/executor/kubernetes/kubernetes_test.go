@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -69,11 +70,32 @@ func TestKubernetesExecutor(t *testing.T) {
 	t.Parallel()
 	executortest.Run(t, executortest.Target{
 		New: func(t *testing.T) executor.Executor {
-			return newExecutor(t, newFakeCluster(t, ns), kubernetes.Config{})
+			gpuNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Status: corev1.NodeStatus{
+				Conditions:  []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}},
+				Allocatable: corev1.ResourceList{kubernetes.GPUResource: *resource.NewQuantity(2, resource.DecimalSI)}}}
+			c := newFakeCluster(t, ns, gpuNode, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Name: kubernetes.DefaultSecretName, Namespace: ns}, Data: map[string][]byte{}})
+			e := newExecutor(t, c, kubernetes.Config{})
+			clusters.Store(e, c)
+			return e
 		},
 		Image: "registry.example.com/greenq/suite:1",
+		GPUs:  1,
+		PutSecret: func(t *testing.T, ex executor.Executor, name, value string) {
+			c, ok := clusters.Load(ex)
+			require.True(t, ok)
+			cl := c.(*fakeCluster).client
+			s, err := cl.CoreV1().Secrets(ns).Get(context.Background(), kubernetes.DefaultSecretName, metav1.GetOptions{})
+			require.NoError(t, err)
+			s.Data[name] = []byte(value)
+			_, err = cl.CoreV1().Secrets(ns).Update(context.Background(), s, metav1.UpdateOptions{})
+			require.NoError(t, err)
+		},
 	})
 }
+
+// clusters maps the suite's executors to their fake clusters.
+var clusters sync.Map
 
 func waitExit(t *testing.T, p executor.Process) executor.Exit {
 	t.Helper()

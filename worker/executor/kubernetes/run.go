@@ -2,10 +2,12 @@ package kubernetes
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -49,8 +51,11 @@ type run struct {
 	name  string // the Job
 	jobID string
 	gpus  int // what its pod asks for
-	out   io.Writer
-	log   *slog.Logger
+	// reading is where greenq meter writes the run's reading, read back
+	// into Exit.Energy; "" without one (Executor.readingFile).
+	reading string
+	out     io.Writer
+	log     *slog.Logger
 
 	mu         sync.Mutex
 	pod        string // the pod followed; "" until one appears
@@ -75,7 +80,7 @@ func newRun(e *Executor, name string, s executor.Spec) *run {
 	if out == nil {
 		out = io.Discard
 	}
-	return &run{e: e, name: name, jobID: s.JobID, gpus: gpuCount(s), out: out, log: e.log.With("job", s.JobID, "kube_job", name),
+	return &run{e: e, name: name, jobID: s.JobID, gpus: gpuCount(s), reading: e.readingFile(s), out: out, log: e.log.With("job", s.JobID, "kube_job", name),
 		said: map[string]bool{}, logDone: make(chan struct{}), decided: make(chan struct{})}
 }
 
@@ -277,7 +282,28 @@ func (r *run) Wait() executor.Exit {
 	}
 	r.remove(metav1.DeletePropagationBackground)
 	r.e.forget(r.name)
+	exit.Energy = r.energy()
 	return exit
+}
+
+// energy is greenq meter's reading of the run, where it wrote one.
+func (r *run) energy() *executor.Reading {
+	if r.reading == "" {
+		return nil
+	}
+	b, err := os.ReadFile(r.reading)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			r.log.Warn("read the meter's reading", "err", err)
+		}
+		return nil
+	}
+	var m executor.Reading
+	if err := json.Unmarshal(b, &m); err != nil {
+		r.log.Warn("unreadable meter reading", "err", err)
+		return nil
+	}
+	return &m
 }
 
 // remove deletes the run's Job (and so its pods), unless it is gone.

@@ -189,7 +189,7 @@ func (j *job) energy(ctx context.Context) *executor.Reading {
 			}
 		}
 	}
-	if r != nil && strings.HasPrefix(r.Source, "nvml") {
+	if r != nil && strings.HasPrefix(string(r.Source), "nvml") {
 		return r
 	}
 	if j.e.energy {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greenq/greenq/internal/testenv"
 	"github.com/greenq/greenq/worker/executor"
 	"github.com/greenq/greenq/worker/executor/executortest"
 	"github.com/greenq/greenq/worker/executor/slurm"
@@ -68,10 +69,7 @@ func cluster(t *testing.T) (conf, partition string) {
 	conf = os.Getenv(EnvConf)
 	if conf == "" {
 		msg := EnvConf + " is not set: run `make test`, which installs Slurm and starts a one-node cluster"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+		testenv.Missing(t, msg)
 	}
 	partition = os.Getenv(EnvPartition)
 	if partition == "" {
@@ -149,7 +147,7 @@ func waitState(t *testing.T, id, state string) {
 func TestSlurmExecutor(t *testing.T) {
 	t.Parallel()
 	cluster(t)
-	executortest.Run(t, executortest.Target{New: func(t *testing.T) executor.Executor { return newExecutor(t, nil) }})
+	executortest.Run(t, executortest.Target{New: func(t *testing.T) executor.Executor { return newExecutor(t, nil) }, GPUs: 1})
 }
 
 // …and wrapped in greenq meter, which passes signals on and exits as the
@@ -159,7 +157,7 @@ func TestSlurmExecutorWithMeter(t *testing.T) {
 	cluster(t)
 	executortest.Run(t, executortest.Target{New: func(t *testing.T) executor.Executor {
 		return newExecutor(t, func(c *slurm.Config) { c.Meter = greenqBin })
-	}})
+	}, GPUs: 1})
 }
 
 // A job runs under sbatch with the GPUs Slurm allocated: Slurm sets

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net/url"
 	"strings"
 	"time"
 
@@ -24,10 +25,11 @@ var executors = []string{executorProcess, executorSlurm, executorKubernetes}
 // executorFlags are `greenq worker`'s --executor and each executor's own
 // flags.
 type executorFlags struct {
-	name  string
-	slurm slurm.Config
-	meter string
-	kube  kubeFlags
+	name   string
+	slurm  slurm.Config
+	meter  string
+	kube   kubeFlags
+	apiURL string
 }
 
 // slurmFlags are the flags only --executor slurm takes.
@@ -45,6 +47,7 @@ func (x *executorFlags) flags(f *pflag.FlagSet) {
 	f.DurationVar(&x.slurm.PollInterval, "slurm-poll-interval", time.Second, "with --executor slurm: how often a job's state and output are read")
 	f.DurationVar(&x.slurm.TimeMargin, "slurm-time-margin", 0, "with --executor slurm: added to a job's duration estimate for its --time, which is never past its deadline (default the estimate again, at least 30m)")
 	f.StringArrayVar(&x.slurm.ExtraArgs, "slurm-sbatch-arg", nil, "with --executor slurm: one more sbatch option for every job, e.g. --qos=low (repeatable)")
+	f.StringVar(&x.apiURL, "meter-api-url", "", "with --executor slurm or kubernetes: the greenq API's URL as jobs reach it where they run; each run then gets a job token (GREENQ_JOB_TOKEN, GREENQ_API_URL) with which greenq meter posts its energy reading there (default: the reading comes back as a file only)")
 	x.kube.flags(f)
 }
 
@@ -54,6 +57,9 @@ func (x *executorFlags) check(f *pflag.FlagSet) error {
 	case executorProcess:
 		if err := x.kube.refuse(f, x.name); err != nil {
 			return err
+		}
+		if f.Changed("meter-api-url") {
+			return greenq.Invalid("meter-api-url", "is for --executor slurm or kubernetes: the process executor measures jobs itself")
 		}
 		if err := refuseSlurm(f); err != nil {
 			return err
@@ -90,6 +96,18 @@ func (x *executorFlags) check(f *pflag.FlagSet) error {
 	default:
 		return greenq.Invalid("executor", "%q is not one of %s", x.name, strings.Join(executors, ", "))
 	}
+	return checkAPIURL(x.apiURL)
+}
+
+// checkAPIURL refuses a --meter-api-url that is not an absolute http(s) URL.
+func checkAPIURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return greenq.Invalid("meter-api-url", "%q is not an http(s) URL such as http://greenq-api.greenq:8080", s)
+	}
 	return nil
 }
 
@@ -106,6 +124,7 @@ func refuseSlurm(f *pflag.FlagSet) error {
 // apply sets the worker's executor from the flags.
 func (x *executorFlags) apply(w *stack.Worker) {
 	w.Executor = x.name
+	w.Worker.APIURL = strings.TrimRight(x.apiURL, "/")
 	if x.name == executorSlurm {
 		sc := x.slurm
 		w.Slurm = &sc

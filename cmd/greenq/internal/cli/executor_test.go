@@ -26,6 +26,9 @@ func TestWorkerExecutorFlags(t *testing.T) {
 		{[]string{"--executor", "slurm", "--slurm-partition", "gpu", "--slurm-time-margin", "-1m"}, "slurm-time-margin"},
 		{[]string{"--executor", "slurm", "--slurm-partition", "gpu", "--slurm-sbatch-arg", "qos=low"}, "slurm-sbatch-arg"},
 		{[]string{"--slurm-sbatch-arg", "--qos=low"}, "slurm-sbatch-arg"},
+		{[]string{"--meter-api-url", "http://greenq:8080"}, "meter-api-url"},
+		{[]string{"--executor", "slurm", "--slurm-partition", "gpu", "--meter-api-url", "greenq:8080"}, "meter-api-url"},
+		{[]string{"--executor", "slurm", "--slurm-partition", "gpu", "--meter-api-url", "ftp://greenq/"}, "meter-api-url"},
 	} {
 		var stdout, stderr bytes.Buffer
 		args := append([]string{"worker", "--region", "eu"}, c.args...)

@@ -111,7 +111,7 @@ Ctrl-C stops the wait (the jobs go on).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&req.Deadline, "deadline", "", "latest finish: a Go duration (24h) or an RFC 3339 time (required)")
-	f.DurationVar(&duration, "duration", 0, "expected run time (default: measured from earlier runs of the same name, else 1h)")
+	f.DurationVar(&duration, "duration", 0, "expected run time (default: measured from earlier runs of the same name, else 1h or a quarter of the time to the deadline, whichever is shorter)")
 	f.IntVar(&req.GPUs, "gpus", 1, "GPUs the job needs")
 	f.StringVar(&kind, "kind", "", "train, sweep or infer (default train; sweep with --trials)")
 	f.StringSliceVar(&req.Regions, "regions", nil, "allowed regions, comma-separated (default all)")

@@ -12,11 +12,12 @@ import (
 const executorKubernetes = "kubernetes"
 
 // kubeFlagNames are the flags only --executor kubernetes takes.
-var kubeFlagNames = []string{"kube-namespace", "kubeconfig", "kube-secret", "kube-volume"}
+var kubeFlagNames = []string{"kube-namespace", "kubeconfig", "kube-secret", "kube-volume", "kube-meter-image"}
 
 // kubeFlags are the Kubernetes executor's flags.
 type kubeFlags struct {
 	namespace, kubeconfig, secret string
+	meterImage                    string
 	volumes                       []string
 	parsed                        []kubernetes.Volume
 }
@@ -25,6 +26,7 @@ func (k *kubeFlags) flags(f *pflag.FlagSet) {
 	f.StringVar(&k.namespace, "kube-namespace", "", "with --executor kubernetes: the namespace jobs run in, one batch/v1 Job per run (required)")
 	f.StringVar(&k.kubeconfig, "kubeconfig", "", "with --executor kubernetes: a kubeconfig file (default in-cluster, with the pod's service account)")
 	f.StringVar(&k.secret, "kube-secret", kubernetes.DefaultSecretName, "with --executor kubernetes: the Secret in --kube-namespace whose keys are the jobs' secrets (--secret K=NAME reads key NAME)")
+	f.StringVar(&k.meterImage, "kube-meter-image", "", "with --executor kubernetes: an image with greenq at "+kubernetes.DefaultMeterBinary+" (this worker's own image) from which each job's pod gets greenq, to run the job's command under greenq meter and measure its GPUs there; the command is then the job's argv, not the image's entrypoint with argv; \"none\" or empty: no meter, the GPUs are estimated")
 	f.StringArrayVar(&k.volumes, "kube-volume", nil, "with --executor kubernetes: CLAIM:PATH[:ro], a PersistentVolumeClaim mounted at PATH in every job's pod, where the worker has it too (repeatable; the first writable one holds the run, work, output and checkpoint directories unless set)")
 }
 
@@ -66,5 +68,9 @@ func (k *kubeFlags) check(f *pflag.FlagSet) error {
 
 // options is the stack's configuration of the executor.
 func (k *kubeFlags) options() *stack.Kube {
-	return &stack.Kube{Namespace: k.namespace, Kubeconfig: k.kubeconfig, SecretName: k.secret, Volumes: k.parsed}
+	img := k.meterImage
+	if img == "none" {
+		img = ""
+	}
+	return &stack.Kube{Namespace: k.namespace, Kubeconfig: k.kubeconfig, SecretName: k.secret, Volumes: k.parsed, MeterImage: img}
 }

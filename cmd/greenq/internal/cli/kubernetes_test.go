@@ -27,6 +27,7 @@ func TestWorkerKubernetesFlags(t *testing.T) {
 		{append(kube, "--slurm-partition", "gpu"), "slurm-partition"},
 		{append(kube, "--container-engine", "podman"), "container-engine"},
 		{append(kube, "--secrets-dir", "/run/secrets"), "secrets-dir"},
+		{[]string{"--kube-meter-image", "greenq-worker:1"}, "kube-meter-image"},
 		{kube, "kubeconfig"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -44,7 +47,11 @@ indices, as NVML numbers them), else CUDA_VISIBLE_DEVICES.
 SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 are passed on to the
 command's process group. When CMD ends, the reading is written as JSON to
 --out (standard error without it) and meter exits with CMD's exit status
-(128+N when a signal N killed it). The environment is passed on unchanged.`,
+(128+N when a signal N killed it). With GREENQ_JOB_TOKEN, GREENQ_API_URL
+and GREENQ_JOB_ID set (a worker sets them for each run of a job a cluster
+runs), the reading is also posted to the API, to POST
+/v1/jobs/{id}/energy with the job's token. The environment is passed on
+unchanged, less GREENQ_JOB_TOKEN.`,
 		Example:               "  greenq meter --out /shared/run/reading.json -- python train.py",
 		DisableFlagsInUseLine: true,
 		Args:                  cobra.MinimumNArgs(1),
@@ -63,7 +70,7 @@ command's process group. When CMD ends, the reading is written as JSON to
 			gm, _ := worker.OpenGPUMeter(worker.MeterOptions{SampleInterval: interval})
 			defer gm.Close()
 			m := &meterRun{gpu: gm, cpu: &worker.CPUMeter{CPUPowerW: d.CPUPowerW, RAMPowerW: d.RAMPowerW, SampleInterval: interval},
-				gpus: gpus, powerW: powerW, out: out, stderr: g.stderr}
+				gpus: gpus, powerW: powerW, out: out, stderr: g.stderr, post: newMeterPost(g.getenv)}
 			code := m.run(args)
 			if code == 0 {
 				return nil
@@ -123,6 +130,11 @@ type meterRun struct {
 	cmdIn            io.Reader
 	cmdOut, cmdErr   io.Writer
 	notify, stopNote func(chan<- os.Signal) // signal.Notify/Stop; tests stub them
+	// post sends the reading to the API too; nil: file (or stderr) only.
+	post *meterPost
+	// env is the command's environment; default meter's own, less
+	// GREENQ_JOB_TOKEN.
+	env []string
 }
 
 // run runs argv, meters it and writes the reading; it returns the exit
@@ -132,6 +144,7 @@ func (m *meterRun) run(argv []string) int {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = orReader(m.cmdIn, os.Stdin), orWriter(m.cmdOut, os.Stdout), orWriter(m.cmdErr, os.Stderr)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Env = withoutToken(m.env)
 	sigs := make(chan os.Signal, 8)
 	notify, stop := m.notify, m.stopNote
 	if notify == nil {
@@ -190,6 +203,11 @@ func (m *meterRun) write(r executor.Reading) {
 		fmt.Fprintf(m.stderr, "greenq meter: encode reading: %v\n", err)
 		return
 	}
+	if m.post != nil {
+		if err := m.post.send(b); err != nil {
+			fmt.Fprintf(m.stderr, "greenq meter: post the reading: %v\n", err)
+		}
+	}
 	if m.out == "" {
 		fmt.Fprintf(m.stderr, "greenq meter: %s\n", b)
 		return
@@ -216,4 +234,77 @@ func orWriter(w, def io.Writer) io.Writer {
 		return w
 	}
 	return def
+}
+
+// withoutToken is env (default os.Environ()) less the job token: the
+// command itself has no use for it, and must not post its own reading.
+func withoutToken(env []string) []string {
+	if env == nil {
+		env = os.Environ()
+	}
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, worker.EnvJobToken+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// meterPost posts a reading to POST /v1/jobs/{id}/energy with the job's
+// token.
+type meterPost struct {
+	url, token string
+	client     *http.Client
+	backoff    time.Duration
+}
+
+// newMeterPost is the poster the worker's variables configure; nil unless
+// the token, the API's URL and the job id are all set.
+func newMeterPost(getenv func(string) string) *meterPost {
+	tok, api, id := getenv(worker.EnvJobToken), getenv(worker.EnvAPIURL), getenv(worker.EnvJobID)
+	if tok == "" || api == "" || id == "" {
+		return nil
+	}
+	return &meterPost{url: strings.TrimRight(api, "/") + "/v1/jobs/" + url.PathEscape(id) + "/energy", token: tok,
+		client: &http.Client{Timeout: 20 * time.Second}, backoff: time.Second}
+}
+
+// meterPostAttempts bounds send's tries on network errors and 5xx or 429
+// answers; a refusal (another 4xx) is final.
+const meterPostAttempts = 4
+
+// send posts body, retrying what may pass later.
+func (p *meterPost) send(body []byte) error {
+	var err error
+	for attempt := range meterPostAttempts {
+		if attempt > 0 {
+			time.Sleep(time.Duration(attempt) * p.backoff)
+		}
+		var final bool
+		if final, err = p.once(body); err == nil || final {
+			return err
+		}
+	}
+	return err
+}
+
+func (p *meterPost) once(body []byte) (final bool, err error) {
+	req, err := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
+	if err != nil {
+		return true, fmt.Errorf("%s: %w", p.url, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode/100 == 2 {
+		return true, nil
+	}
+	final = resp.StatusCode/100 == 4 && resp.StatusCode != http.StatusTooManyRequests
+	return final, fmt.Errorf("%s: %s: %s", p.url, resp.Status, bytes.TrimSpace(msg))
 }

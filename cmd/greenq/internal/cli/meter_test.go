@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/worker"
 	"github.com/greenq/greenq/worker/executor"
 )
@@ -47,7 +50,7 @@ func TestMeterExitStatusAndReading(t *testing.T) {
 		require.Equal(t, c.code, r.ExitCode)
 		require.Equal(t, worker.MeterGreenq, r.Meter)
 		require.Equal(t, []int{0, 1}, r.GPUs)
-		require.Contains(t, []string{worker.SourceNVML, worker.SourceNVMLPowerSampling, worker.SourceEstimate}, r.Source)
+		require.Contains(t, []greenq.EnergySource{worker.SourceNVML, worker.SourceNVMLPowerSampling, worker.SourceEstimate}, r.Source)
 		require.NotEmpty(t, r.CPUSource)
 		require.False(t, r.End.Before(r.Start))
 	}
@@ -111,4 +114,62 @@ func TestMeterPassesSignalsOn(t *testing.T) {
 	}
 	require.Contains(t, out.String(), "got TERM after 1 USR1")
 	require.Equal(t, 42, readReading(t, m.out).ExitCode)
+}
+
+// With the worker's variables, meter posts its reading with the job's
+// token, and the command never sees the token.
+func TestMeterPostsTheReadingWithTheJobToken(t *testing.T) {
+	t.Parallel()
+	type post struct {
+		path, auth string
+		r          executor.Reading
+	}
+	posts := make(chan post, 4)
+	fails := 1 // the first answer is a 503: meter tries again
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rd executor.Reading
+		_ = json.NewDecoder(r.Body).Decode(&rd)
+		if fails > 0 {
+			fails--
+			http.Error(w, `{"error":{"code":"unavailable"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		posts <- post{r.URL.EscapedPath(), r.Header.Get("Authorization"), rd}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	env := map[string]string{worker.EnvJobToken: "greenq-job-abc", worker.EnvAPIURL: srv.URL + "/", worker.EnvJobID: "job/1"}
+	p := newMeterPost(func(k string) string { return env[k] })
+	require.NotNil(t, p)
+	p.backoff = time.Millisecond
+	var out bytes.Buffer
+	m := &meterRun{gpu: &worker.EstimateMeter{}, cpu: &worker.CPUMeter{CPUPowerW: 100, RAMPowerW: 10},
+		gpus: []int{0}, powerW: 300, stderr: &out, cmdOut: &out, cmdErr: &out, post: p,
+		env: []string{"A=1", worker.EnvJobToken + "=greenq-job-abc", worker.EnvJobID + "=job/1"}}
+	require.Equal(t, 3, m.run([]string{"sh", "-c", `echo "token=[$GREENQ_JOB_TOKEN] a=$A"; exit 3`}))
+	require.Contains(t, out.String(), "token=[] a=1")
+	got := <-posts
+	require.Equal(t, "/v1/jobs/job%2F1/energy", got.path)
+	require.Equal(t, "Bearer greenq-job-abc", got.auth)
+	require.Equal(t, 3, got.r.ExitCode)
+	require.Equal(t, worker.MeterGreenq, got.r.Meter)
+	require.Equal(t, worker.SourceEstimate, got.r.Source)
+
+	require.Nil(t, newMeterPost(func(k string) string { return map[string]string{worker.EnvJobToken: "t"}[k] }),
+		"no post without the API's URL and the job id")
+}
+
+// A refusal (4xx) is final: meter says so and does not try again.
+func TestMeterPostRefusedIsFinal(t *testing.T) {
+	t.Parallel()
+	calls := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		http.Error(w, `{"error":{"code":"conflict","message":"posted already"}}`, http.StatusConflict)
+	}))
+	defer srv.Close()
+	p := &meterPost{url: srv.URL + "/v1/jobs/j/energy", token: "greenq-job-x", client: srv.Client(), backoff: time.Millisecond}
+	err := p.send([]byte(`{}`))
+	require.ErrorContains(t, err, "posted already")
+	require.Equal(t, 1, calls)
 }

@@ -30,6 +30,8 @@ type Kube struct {
 	// holds the run, work, output and checkpoint directories unless they
 	// are set.
 	Volumes []kubernetes.Volume
+	// MeterImage runs each job under greenq meter (kubernetes.Config.MeterImage); "" none.
+	MeterImage string
 }
 
 // kubeStartTimeout bounds connecting to the API server and the first
@@ -52,7 +54,7 @@ func (w *Worker) setKubernetes(ctx context.Context, wc *worker.Config) error {
 	sctx, cancel := context.WithTimeout(ctx, kubeStartTimeout)
 	defer cancel()
 	ex, err := kubernetes.New(sctx, kubernetes.Config{Client: client, Namespace: k.Namespace, SecretName: k.SecretName,
-		Volumes: k.Volumes, Logger: w.Logger})
+		Volumes: k.Volumes, MeterImage: k.MeterImage, Logger: w.Logger})
 	if err != nil {
 		return fmt.Errorf("watch Jobs and pods in namespace %s: %w", k.Namespace, err)
 	}

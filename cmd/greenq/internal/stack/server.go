@@ -129,8 +129,9 @@ func (s *Server) Run(ctx context.Context) error {
 		defer rdb.Close()
 		s.rdb, s.aopt = rdb, aopt
 	}
-	pcfg := PolicyConfig(s.Config)
-	store, err := queue.NewStore(s.rdb, queue.Config{Regions: s.Config.Regions, Now: s.Now, Logger: log, Policy: pcfg})
+	// The one planner configuration: the store's planning adapter plans
+	// submits, the leader's rounds and explain with it.
+	store, err := queue.NewStore(s.rdb, queue.Config{Regions: s.Config.Regions, Now: s.Now, Logger: log, Policy: PolicyConfig(s.Config)})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -138,7 +139,7 @@ func (s *Server) Run(ctx context.Context) error {
 		// The leader's planner shares them again every round.
 		log.Warn("share region facts with workers", "err", err)
 	}
-	planner, err := queue.NewPlanner(store, queue.PlannerConfig{Policy: pcfg, Replan: s.Config.Replan, Now: s.Now, Logger: log})
+	planner, err := queue.NewPlanner(store, queue.PlannerConfig{Replan: s.Config.Replan, Now: s.Now, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (s *Server) Run(ctx context.Context) error {
 		tokens[i] = api.Token{Tenant: t.Tenant, SHA256: t.SHA256, Admin: t.Admin}
 	}
 	gather := append(prometheus.Gatherers{s.Registry}, s.Gatherers...)
-	apiSrv, err := api.New(api.Config{Tokens: tokens, Planner: pcfg, Logger: log, Gatherer: gather, Now: s.Now,
+	apiSrv, err := api.New(api.Config{Tokens: tokens, Logger: log, Gatherer: gather, Now: s.Now,
 		RatePerSecond: s.Config.API.RatePerSecond, Burst: s.Config.API.Burst, AllowedOrigins: s.Config.API.AllowedOrigins}, store)
 	if err != nil {
 		return err

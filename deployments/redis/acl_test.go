@@ -1,6 +1,6 @@
 //go:build unix
 
-package deployments
+package redis
 
 // The Redis roles of redis/users.acl, checked against a real redis-server
 // that loads the file: a real greenq worker authenticated as greenq-worker
@@ -43,7 +43,7 @@ import (
 
 // aclFile is the shipped ACL file; aclRoles are its users whose password
 // placeholder (#REPLACE_ME_SHA256_OF_<ROLE>_PASSWORD) the test fills in.
-const aclFile = "redis/users.acl"
+const aclFile = "users.acl"
 
 var aclRoles = []string{"admin", "server", "worker"}
 
