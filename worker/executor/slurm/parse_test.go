@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/worker/executor"
 )
 
@@ -160,7 +161,7 @@ func TestAccountsEnergy(t *testing.T) {
 	require.True(t, ok)
 	require.InDelta(t, 2.0, r.GPUKWh, 1e-9)
 	require.Equal(t, "slurm", r.Meter)
-	require.Equal(t, "slurm", r.Source)
+	require.Equal(t, greenq.EnergySlurm, r.Source)
 	_, ok = parseConsumedEnergy("0|3600|a01\n")
 	require.False(t, ok, "0 is what Slurm reports when it measured nothing")
 }
