@@ -2,12 +2,10 @@ package planning
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/forecast"
 )
 
 // Facts reads the regions and their series, for a job explained before
@@ -15,9 +13,7 @@ import (
 type Facts interface {
 	// Regions returns the configured regions.
 	Regions(ctx context.Context) ([]greenq.Region, error)
-	// Series returns a region's stored series; none stored wraps
-	// greenq.ErrNotFound.
-	Series(ctx context.Context, region string) (forecast.Series, error)
+	SeriesReader
 }
 
 // Option is one region and window weighed for a job.
@@ -76,11 +72,9 @@ func ReadRegions(ctx context.Context, facts Facts) ([]Region, error) {
 	}
 	out := make([]Region, len(regs))
 	for i, r := range regs {
-		s, err := facts.Series(ctx, r.Name)
-		if err != nil && !errors.Is(err, greenq.ErrNotFound) {
-			return nil, fmt.Errorf("read series of %s: %w", r.Name, err)
+		if out[i], err = ReadRegion(ctx, facts, r); err != nil {
+			return nil, err
 		}
-		out[i] = Region{Config: r, Series: s, HasSeries: err == nil}
 	}
 	return out, nil
 }

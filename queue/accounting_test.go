@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/policy"
 )
 
 // TestMaxPriceRefusedAtSubmit: a cap below every price any allowed
@@ -61,7 +60,7 @@ func TestMaxPriceHeldThenExpired(t *testing.T) {
 	require.NotNil(t, j.Plan, "the provisional plan says it is held")
 	require.True(t, j.Plan.Held, j.Plan.Reason)
 
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	_, err = p.PlanOnce(ctx)
 	require.NoError(t, err)

@@ -106,7 +106,7 @@ func (s *Store) SubmitMany(ctx context.Context, tenant string, reqs []greenq.Sub
 	if len(subs) == 0 {
 		return out, nil
 	}
-	s.provisionalPlans(ctx, now, jobs)
+	s.prov.Plan(ctx, now, jobs)
 	if err := s.createMany(ctx, tenant, subs, now); err != nil {
 		var be *BatchError
 		if errors.As(err, &be) {

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/policy"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -183,7 +182,7 @@ func TestPlannerCountsRoomPerWorker(t *testing.T) {
 	three := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline, r.DurationEstimateS, r.GPUs = "10h", 3600, 3 })
 	two := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline, r.DurationEstimateS, r.GPUs = "10h", 3600, 2 })
 
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	_, err = p.PlanOnce(ctx)
 	require.NoError(t, err)

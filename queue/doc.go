@@ -28,21 +28,31 @@
 //
 // # Planning and release
 //
-// Planner.PlanOnce reads the pending and planned jobs, each region's
-// series, live capacity and the GPUs held by released and running jobs,
-// hands them to the store's planning adapter (package planning, made from
-// Config.Policy: the one planner configuration) and stores the plans
-// (SetPlans), never touching a job that is released or being released.
-// Submit's provisional plan and Explain go through the same adapter, and
-// the release schedule follows planning.ReleaseAt. A plan resting on a
-// fallback carbon signal names it in greenq.Plan.Signal. Planner.Run repeats that on a cron
-// schedule and whenever triggered; submissions and new forecasts on any
-// replica trigger it through Redis pub/sub. Each round also shares the
-// configured regions' facts (PUE, prices, embodied factor) with the
-// workers (PublishRegions, SharedRegions), so receipts use what the plans
-// used. A job with no window under its price cap is held: it stays
-// pending with a held plan, is never released, and expires at its
-// deadline saying why.
+// One round (Planner.PlanOnce, planner.go, read top-down) walks: share the
+// configured regions' facts (PUE, prices, embodied factor) with the workers
+// (PublishRegions, SharedRegions, at most every 30 s), so receipts use what
+// the plans used; read the pending and planned jobs through the planner's
+// own job cache (the store answers versions, and records only for the jobs
+// that changed); read the regions with live capacity and worker sizes, the
+// released and running jobs (through a second cache, only when some region
+// is bounded) and each region's series; hand them to the adapter (package
+// planning, made from Config.Policy: the one planner configuration), which
+// maps them onto package policy and its answer back onto plans; keep the
+// plans that differ from what the jobs hold; and write those in one call as
+// compare-and-set writes against the records read, which go back into the
+// cache. Besides sharing the facts, the round reads only through roundReader
+// and writes only through planWriter, the two interfaces the planner
+// declares; a job released or being released meanwhile is never touched.
+// Planner.Run repeats that on a cron schedule and whenever triggered;
+// submissions and new forecasts on any replica trigger it through Redis
+// pub/sub.
+//
+// Submit's provisional plan (planning.Provisional, over the configured
+// regions and their cached series, without capacity) and Explain go through
+// the same adapter, and the release schedule follows planning.ReleaseAt. A
+// plan resting on a fallback carbon signal names it in greenq.Plan.Signal. A
+// job with no window under its price cap is held: it stays pending with a
+// held plan, is never released, and expires at its deadline saying why.
 //
 // Finish files a receipt that rests on forecast intensities for
 // restating (RestateCandidates, Restate), which the server does once the

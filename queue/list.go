@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/greenq/greenq"
 	"github.com/redis/go-redis/v9"
@@ -181,112 +180,5 @@ func (s *Store) inStates(ctx context.Context, states ...greenq.State) ([]*row, e
 		}
 		idList = idList[n:]
 	}
-	return out, nil
-}
-
-// jobCache keeps decoded job records by version between planner rounds, so
-// a round re-reads only the jobs that changed since the last one.
-type jobCache struct {
-	mu   sync.Mutex
-	jobs map[string]cachedJob
-}
-
-type cachedJob struct {
-	ver string
-	rel int
-	job *greenq.Job
-}
-
-// pendingCached is Pending through c: it reads the versions of the pending
-// and planned jobs (a few bytes each) and decodes only the records whose
-// version is not the one c holds. The jobs it returns are shared with c
-// and must not be modified.
-func (s *Store) pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error) {
-	jobs, err := s.inStatesCached(ctx, c, true, greenq.StatePending, greenq.StatePlanned)
-	if err != nil {
-		return nil, fmt.Errorf("pending jobs: %w", err)
-	}
-	return jobs, nil
-}
-
-// activeCached is Active through c, as pendingCached is Pending.
-func (s *Store) activeCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error) {
-	jobs, err := s.inStatesCached(ctx, c, false, greenq.StateReleased, greenq.StateRunning)
-	if err != nil {
-		return nil, fmt.Errorf("active jobs: %w", err)
-	}
-	return jobs, nil
-}
-
-// inStatesCached returns the jobs in states, decoding only the records
-// whose version c does not hold; skipReserved leaves out jobs whose
-// release is under way.
-func (s *Store) inStatesCached(ctx context.Context, c *jobCache, skipReserved bool, states ...greenq.State) ([]*greenq.Job, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	idxs := make([]*redis.StringSliceCmd, len(states))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, st := range states {
-			idxs[i] = p.ZRange(ctx, s.k.state(st), 0, -1)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, redisErr("read state index", err)
-	}
-	var idList []string
-	for _, cmd := range idxs {
-		idList = append(idList, cmd.Val()...)
-	}
-	slices.Sort(idList)
-	idList = slices.Compact(idList)
-	in := func(st string) bool { return slices.Contains(states, greenq.State(st)) }
-	next := make(map[string]cachedJob, len(idList))
-	out := make([]*greenq.Job, 0, len(idList))
-	for len(idList) > 0 {
-		n := min(len(idList), 1000)
-		chunk := idList[:n]
-		idList = idList[n:]
-		cmds := make([]*redis.SliceCmd, len(chunk))
-		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, id := range chunk {
-				cmds[i] = p.HMGet(ctx, s.k.job(id), "v", "state", "resv")
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, redisErr("read job versions", err)
-		}
-		var stale []string
-		for i, cmd := range cmds {
-			v := cmd.Val()
-			ver, _ := v[0].(string)
-			st, _ := v[1].(string)
-			resv, _ := v[2].(string)
-			if ver == "" || !in(st) || (skipReserved && resv == "1") {
-				continue
-			}
-			if e, ok := c.jobs[chunk[i]]; ok && e.ver == ver {
-				next[chunk[i]] = e
-				continue
-			}
-			stale = append(stale, chunk[i])
-		}
-		rows, err := s.loadMany(ctx, stale)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			if in(string(r.job.State)) && !(skipReserved && r.resv) {
-				next[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
-			}
-		}
-		for _, id := range chunk {
-			if e, ok := next[id]; ok {
-				out = append(out, e.job)
-			}
-		}
-	}
-	c.jobs = next
 	return out, nil
 }

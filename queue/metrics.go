@@ -66,8 +66,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			byRegion[[2]string{string(st), r.Name}] = 0
 		}
 	}
-	pending, err1 := c.s.pendingCached(ctx, &c.pending)
-	active, err2 := c.s.activeCached(ctx, &c.active)
+	pending, err1 := c.pending.pending(ctx, c.s)
+	active, err2 := c.active.active(ctx, c.s)
 	if err1 == nil && err2 == nil {
 		for _, j := range slices.Concat(pending, active) {
 			region := ""

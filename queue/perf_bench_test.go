@@ -9,7 +9,6 @@ import (
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/forecast"
-	"github.com/greenq/greenq/policy"
 	"github.com/stretchr/testify/require"
 )
 
@@ -67,7 +66,7 @@ func BenchmarkPlanRound(b *testing.B) {
 				}
 			}
 			fillJobs(b, bd.s, 10000)
-			p, err := NewPlanner(bd.s, PlannerConfig{Policy: policy.Config{Slot: 15 * time.Minute}, Now: bd.clk.Now})
+			p, err := NewPlanner(bd.s, PlannerConfig{Now: bd.clk.Now})
 			require.NoError(b, err)
 			_, err = p.PlanOnce(ctx) // the first round plans everything
 			require.NoError(b, err)

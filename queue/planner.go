@@ -5,23 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/greenq/greenq"
 	"github.com/greenq/greenq/planning"
-	"github.com/greenq/greenq/policy"
 	"github.com/robfig/cron/v3"
 )
 
 // PlannerConfig configures a Planner.
 type PlannerConfig struct {
-	// Policy is ignored: the planner plans with its store's planning
-	// adapter, made from the store's Config.Policy, the one planner
-	// configuration. A non-zero Policy must equal that one (NewPlanner
-	// refuses another).
-	//
-	// Deprecated: set Config.Policy on the store instead.
-	Policy policy.Config
 	// Replan is when to re-plan, a robfig/cron spec (standard five fields
 	// or a descriptor such as "@every 5m"). Default "@every 5m".
 	Replan string
@@ -35,18 +28,21 @@ type PlannerConfig struct {
 	Logger *slog.Logger
 }
 
-// roundReader is what one planning round reads: the jobs to plan and the
-// regions' facts, each through a cache the planner keeps between rounds.
-// *Store implements it.
+// roundReader is what one planning round reads: the versions and records
+// of jobs (so the planner's caches decode only the jobs that changed), the
+// configured regions with live capacity and each live worker's GPUs, and
+// each region's series. *Store implements it.
 type roundReader interface {
-	pendingCached(ctx context.Context, c *jobCache) ([]*greenq.Job, error)
-	roundRegions(ctx context.Context, active *jobCache) ([]planning.Region, error)
+	jobSource
+	liveRegions(ctx context.Context) ([]greenq.Region, map[string][]int, error)
+	planning.SeriesReader
 }
 
-// planWriter stores a round's changed plans (Store.SetPlans through the
-// planner's cache). *Store implements it.
+// planWriter stores a round's changed plans, each against the record the
+// round read, and returns the records written at their new version.
+// *Store implements it (Store.SetPlans).
 type planWriter interface {
-	setPlans(ctx context.Context, plans map[string]greenq.Plan, c *jobCache) (int, error)
+	writePlans(ctx context.Context, changes []planChange) ([]*row, int, error)
 }
 
 // Planner re-plans every job not yet released: it hands the pending jobs,
@@ -61,9 +57,9 @@ type Planner struct {
 	sched   cron.Schedule
 	log     *slog.Logger
 	trigger chan struct{}
-	cache   jobCache // decoded pending and planned jobs kept between rounds
-	// activeCache keeps the decoded released and running jobs.
-	activeCache jobCache
+	// pending keeps the decoded pending and planned jobs between rounds,
+	// active the released and running ones.
+	pending, active jobCache
 	// published is when the region facts were last shared with workers.
 	published time.Time
 }
@@ -73,9 +69,6 @@ type Planner struct {
 func NewPlanner(s *Store, cfg PlannerConfig) (*Planner, error) {
 	if s == nil {
 		return nil, errors.New("new planner: store is nil")
-	}
-	if cfg.Policy != (policy.Config{}) && cfg.Policy.WithDefaults() != s.plan.Config() {
-		return nil, errors.New("new planner: Policy: differs from the store's Config.Policy, the one planner configuration; set it there")
 	}
 	if cfg.Replan == "" {
 		cfg.Replan = "@every 5m"
@@ -150,29 +143,81 @@ const publishEvery = 30 * time.Second
 // PlanOnce runs one planning round and stores the plans that changed. It
 // first shares the region facts with workers, at most every publishEvery.
 // Jobs with no region to run in are logged and left unplanned.
+//
+// A round reads through roundReader (the jobs through the planner's own
+// caches), plans in the adapter and writes through planWriter, in that
+// order; it calls nothing else of the store.
 func (p *Planner) PlanOnce(ctx context.Context) (Round, error) {
 	now := p.cfg.Now()
-	if p.published.IsZero() || now.Sub(p.published) >= publishEvery || now.Before(p.published) {
-		if err := p.s.PublishRegions(ctx); err != nil {
-			p.log.Warn("share region facts with workers", "err", err)
-		} else {
-			p.published = now
-		}
-	}
-	jobs, err := p.read.pendingCached(ctx, &p.cache)
+	p.publish(ctx, now)
+	jobs, err := p.pending.pending(ctx, p.read)
 	if err != nil {
 		return Round{}, fmt.Errorf("plan: %w", err)
 	}
 	if len(jobs) == 0 {
 		return Round{}, nil
 	}
-	regions, err := p.read.roundRegions(ctx, &p.activeCache)
+	regions, err := p.regions(ctx)
 	if err != nil {
 		return Round{}, fmt.Errorf("plan: %w", err)
 	}
+	round, changes := p.changes(jobs, p.plan.Plan(now, jobs, regions))
+	written, changed, err := p.write.writePlans(ctx, changes)
+	p.pending.put(written)
+	round.Changed = changed
+	if err != nil {
+		return round, fmt.Errorf("plan: %w", err)
+	}
+	p.log.Debug("planned", "jobs", len(jobs), "changed", round.Changed, "took", p.cfg.Now().Sub(now))
+	return round, nil
+}
+
+// publish shares the region facts with workers (Store.PublishRegions) if
+// it last did so publishEvery before now or more.
+func (p *Planner) publish(ctx context.Context, now time.Time) {
+	if !p.published.IsZero() && now.Sub(p.published) < publishEvery && !now.Before(p.published) {
+		return
+	}
+	if err := p.s.PublishRegions(ctx); err != nil {
+		p.log.Warn("share region facts with workers", "err", err)
+		return
+	}
+	p.published = now
+}
+
+// regions returns the regions as the round sees them: live capacity and
+// worker sizes, the released and running jobs (read only when some region
+// has a capacity: capacity 0 is unbounded) and each region's series.
+func (p *Planner) regions(ctx context.Context) ([]planning.Region, error) {
+	regions, sizes, err := p.read.liveRegions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var active []*greenq.Job
+	if slices.ContainsFunc(regions, func(r greenq.Region) bool { return r.Capacity > 0 }) {
+		if active, err = p.active.active(ctx, p.read); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]planning.Region, len(regions))
+	for i, r := range regions {
+		f, err := planning.ReadRegion(ctx, p.read, r)
+		if err != nil {
+			return nil, err
+		}
+		f.Live, f.Workers, f.Active = true, sizes[r.Name], active
+		out[i] = f
+	}
+	return out, nil
+}
+
+// changes returns the round's count of planned jobs and the plans that
+// differ from what jobs (in plans' order) hold, each against the record
+// the round read.
+func (p *Planner) changes(jobs []*greenq.Job, plans []greenq.Plan) (Round, []planChange) {
 	var round Round
-	changed := map[string]greenq.Plan{}
-	for i, pl := range p.plan.Plan(now, jobs, regions) {
+	var out []planChange
+	for i, pl := range plans {
 		j := jobs[i]
 		if !planning.Placed(pl) {
 			p.log.Warn("job has no region to run in", "job", j.ID, "reason", pl.Reason)
@@ -180,18 +225,13 @@ func (p *Planner) PlanOnce(ctx context.Context) (Round, error) {
 		}
 		round.Planned++
 		if j.State == planState(&pl) && samePlan(j.Plan, &pl) {
-			// SetPlans would read the job only to skip it: a round where
+			// The store would read the job only to skip it: a round where
 			// nothing moved writes, and reads back, nothing.
 			continue
 		}
-		changed[j.ID] = pl
+		out = append(out, planChange{id: j.ID, plan: pl, read: p.pending.row(j.ID)})
 	}
-	round.Changed, err = p.write.setPlans(ctx, changed, &p.cache)
-	if err != nil {
-		return round, fmt.Errorf("plan: %w", err)
-	}
-	p.log.Debug("planned", "jobs", len(jobs), "changed", round.Changed, "took", p.cfg.Now().Sub(now))
-	return round, nil
+	return round, out
 }
 
 // Round is what one planning round (PlanOnce) did.

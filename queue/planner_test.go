@@ -48,7 +48,7 @@ func TestPlannerRound(t *testing.T) {
 	b.plan(t, held.ID, a, t0.Add(time.Hour), false)
 	b.force(t, held.ID, greenq.StateReleased)
 
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	res, err := p.PlanOnce(ctx)
 	require.NoError(t, err)
@@ -106,7 +106,7 @@ func TestPlannerSaysWhenOnFallbackSignal(t *testing.T) {
 	onGood := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{a} })
 	onFallback := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.Regions = []string{c} })
 
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	_, err = p.PlanOnce(ctx)
 	require.NoError(t, err)
@@ -180,7 +180,7 @@ func TestPlannerLeavesBusyGPUsAlone(t *testing.T) {
 	b.plan(t, held.ID, c, t0.Add(3*time.Hour), false)
 	b.force(t, held.ID, greenq.StateReleased)
 
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	for round := range 2 { // the second round reads the released job from the planner's cache
 		j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h"; r.DurationEstimateS = 3600 })
@@ -195,14 +195,11 @@ func TestPlannerLeavesBusyGPUsAlone(t *testing.T) {
 }
 
 // TestPlannerHasOneConfig: the planner plans with its store's policy
-// configuration; another one is refused rather than silently differing
-// from submit's and explain's.
+// configuration, the one submit and explain use.
 func TestPlannerHasOneConfig(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(c *Config) { c.Policy = policy.Config{Slot: 5 * time.Minute} })
-	_, err := NewPlanner(b.s, PlannerConfig{Policy: policy.Config{Slot: 15 * time.Minute}})
-	require.ErrorContains(t, err, "Policy")
-	p, err := NewPlanner(b.s, PlannerConfig{Policy: policy.Config{Slot: 5 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{})
 	require.NoError(t, err)
 	require.Equal(t, 5*time.Minute, p.plan.Config().Slot)
 	require.Same(t, b.s.Planning(), p.plan, "one adapter for submit, the rounds and explain")

@@ -23,64 +23,80 @@ import (
 // and the release loop is woken after each such batch, so a job due now is
 // released without waiting for the rest of a large round to be written.
 func (s *Store) SetPlans(ctx context.Context, plans map[string]greenq.Plan) (int, error) {
-	return s.setPlans(ctx, plans, nil)
+	changes := make([]planChange, 0, len(plans))
+	for id, p := range plans {
+		changes = append(changes, planChange{id: id, plan: p})
+	}
+	_, n, err := s.writePlans(ctx, changes)
+	return n, err
 }
 
-// setPlans is SetPlans starting from the records c holds (a planner's
-// cache, read this round) instead of reading them again; each write is
-// still a compare-and-set against the cached version. The jobs it writes
-// go back into c at their new version, so the next round need not read
-// them either.
-func (s *Store) setPlans(ctx context.Context, plans map[string]greenq.Plan, c *jobCache) (int, error) {
-	if c != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
+// planChange is one job's new plan, set against the job's record as the
+// caller read it.
+type planChange struct {
+	id   string
+	plan greenq.Plan
+	// read is the record as the caller read it, a copy it lets the store
+	// change; nil: the store reads it.
+	read *row
+}
+
+// writePlans is SetPlans for changes, starting from the records they carry
+// instead of reading them again; each write is still a compare-and-set
+// against the version read. It returns the records it wrote over the
+// version read, at their new version (a planner's cache keeps them, so
+// the next round need not read them), and how many jobs changed.
+func (s *Store) writePlans(ctx context.Context, changes []planChange) ([]*row, int, error) {
+	changes = planOrder(changes)
+	plans := make(map[string]greenq.Plan, len(changes))
+	for _, c := range changes {
+		plans[c.id] = c.plan
 	}
-	idList := planOrder(plans)
 	now := s.now().UTC()
+	var written []*row
 	changed := 0
-	for len(idList) > 0 {
-		n := min(len(idList), 500)
-		rows, err := s.planRows(ctx, idList[:n], c)
+	for len(changes) > 0 {
+		n := min(len(changes), 500)
+		rows, err := s.planRows(ctx, changes[:n])
 		if err != nil {
-			return changed, fmt.Errorf("set plans: %w", err)
+			return written, changed, fmt.Errorf("set plans: %w", err)
 		}
-		idList = idList[n:]
+		changes = changes[n:]
 		todo, olds := rows[:0], make([]greenq.State, 0, len(rows))
 		for _, r := range rows {
 			old := r.job.State
 			ok, err := applyPlan(r, plans[r.job.ID], now)
 			if err != nil {
-				return changed, fmt.Errorf("set plans: %w", err)
+				return written, changed, fmt.Errorf("set plans: %w", err)
 			}
 			if ok {
 				todo, olds = append(todo, r), append(olds, old)
 			}
 		}
-		k, err := s.writePlans(ctx, todo, olds, plans, now, c)
-		changed += k
+		w, k, err := s.writeBatch(ctx, todo, olds, plans, now)
+		written, changed = append(written, w...), changed+k
 		if k > 0 {
 			// Wake the release loop after each batch: a job due now need not
 			// wait for the rest of a large round.
 			s.wake(ctx, wakeRelease)
 		}
 		if err != nil {
-			return changed, fmt.Errorf("set plans: %w", err)
+			return written, changed, fmt.Errorf("set plans: %w", err)
 		}
 	}
-	return changed, nil
+	return written, changed, nil
 }
 
-// planOrder returns the valid ids of plans, urgent first, then by start.
-func planOrder(plans map[string]greenq.Plan) []string {
-	idList := make([]string, 0, len(plans))
-	for id := range plans {
-		if validID(id) {
-			idList = append(idList, id)
+// planOrder returns the changes of valid ids, urgent first, then by start.
+func planOrder(changes []planChange) []planChange {
+	out := make([]planChange, 0, len(changes))
+	for _, c := range changes {
+		if validID(c.id) {
+			out = append(out, c)
 		}
 	}
-	slices.SortFunc(idList, func(a, b string) int {
-		pa, pb := plans[a], plans[b]
+	slices.SortFunc(out, func(a, b planChange) int {
+		pa, pb := a.plan, b.plan
 		if pa.Urgent != pb.Urgent {
 			if pa.Urgent {
 				return -1
@@ -90,27 +106,22 @@ func planOrder(plans map[string]greenq.Plan) []string {
 		if c := pa.Start.Compare(pb.Start); c != 0 {
 			return c
 		}
-		return strings.Compare(a, b)
+		return strings.Compare(a.id, b.id)
 	})
-	return idList
+	return out
 }
 
-// planRows returns the records of ids: copies of those c holds (nil: none)
-// and the rest read from Redis.
-func (s *Store) planRows(ctx context.Context, ids []string, c *jobCache) ([]*row, error) {
-	if c == nil {
-		return s.loadMany(ctx, ids)
-	}
+// planRows returns the records of changes: those they carry and the rest
+// read from Redis.
+func (s *Store) planRows(ctx context.Context, changes []planChange) ([]*row, error) {
 	var rows []*row
 	var missing []string
-	for _, id := range ids {
-		e, ok := c.jobs[id]
-		if !ok {
-			missing = append(missing, id)
+	for _, c := range changes {
+		if c.read == nil {
+			missing = append(missing, c.id)
 			continue
 		}
-		j := *e.job // the cached job is shared: change a copy
-		rows = append(rows, &row{job: &j, ver: e.ver, rel: e.rel})
+		rows = append(rows, c.read)
 	}
 	loaded, err := s.loadMany(ctx, missing)
 	return append(rows, loaded...), err
@@ -141,12 +152,13 @@ func applyPlan(r *row, p greenq.Plan, now time.Time) (bool, error) {
 	return true, nil
 }
 
-// writePlans writes the rows applyPlan changed (olds: their states as
+// writeBatch writes the rows applyPlan changed (olds: their states as
 // read) in one pipeline, redoing from a fresh read each that changed
-// meanwhile, and puts those written at their read version back into c. It
-// returns how many jobs changed; a job gone meanwhile is skipped.
-func (s *Store) writePlans(ctx context.Context, todo []*row, olds []greenq.State, plans map[string]greenq.Plan, now time.Time, c *jobCache) (int, error) {
+// meanwhile. It returns the rows written at their read version and how
+// many jobs changed; a job gone meanwhile is skipped.
+func (s *Store) writeBatch(ctx context.Context, todo []*row, olds []greenq.State, plans map[string]greenq.Plan, now time.Time) ([]*row, int, error) {
 	oks, errs := s.writeMany(ctx, todo, olds)
+	var written []*row
 	changed := 0
 	for i, r := range todo {
 		ok, err := oks[i], errs[i]
@@ -158,15 +170,15 @@ func (s *Store) writePlans(ctx context.Context, todo []*row, olds []greenq.State
 		case errors.Is(err, greenq.ErrNotFound):
 			continue
 		case err != nil:
-			return changed, err
+			return written, changed, err
 		case ok:
 			changed++
-			if c != nil && oks[i] {
-				c.jobs[r.job.ID] = cachedJob{ver: r.ver, rel: r.rel, job: r.job}
+			if oks[i] {
+				written = append(written, r)
 			}
 		}
 	}
-	return changed, nil
+	return written, changed, nil
 }
 
 // replan is applyPlan on a fresh read of job id, written by compare-and-set.

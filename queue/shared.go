@@ -177,7 +177,7 @@ func (s *Store) PutSeries(ctx context.Context, series forecast.Series) error {
 	if err := s.rdb.Set(ctx, s.k.series(series.Region), js, 0).Err(); err != nil {
 		return redisErr("put series", err)
 	}
-	s.forgetSeries(series.Region)
+	s.prov.Forget(series.Region)
 	s.wake(ctx, wakePlan)
 	return nil
 }

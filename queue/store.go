@@ -63,8 +63,7 @@ type Store struct {
 	logHead int // bytes of output kept from the start
 	logTail int // bytes of the latest output kept
 	plan    *planning.Planner
-	cache   seriesCache
-	batcher planBatcher
+	prov    *planning.Provisional // submit's provisional plans
 
 	wmu    sync.Mutex      // guards wbusy, wagain
 	wbusy  map[string]bool // a wake publish of this kind is in flight
@@ -108,6 +107,7 @@ func NewStore(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 		s.names = append(s.names, r.Name)
 		s.regions = append(s.regions, r)
 	}
+	s.prov = s.plan.Provisional(s.regions, s, s.log)
 	return s, nil
 }
 

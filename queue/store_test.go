@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/greenq/greenq"
-	"github.com/greenq/greenq/policy"
 	"github.com/hibiken/asynq"
 	"github.com/stretchr/testify/require"
 )
@@ -536,7 +535,7 @@ func TestSubmitGivesProvisionalPlan(t *testing.T) {
 	require.Equal(t, j.Plan.Region, stored.Plan.Region)
 
 	// The leader's round replaces it with a real plan.
-	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t), Policy: policy.Config{Slot: 15 * time.Minute}})
+	p, err := NewPlanner(b.s, PlannerConfig{Now: b.clk.Now, Logger: testLogger(t)})
 	require.NoError(t, err)
 	_, err = p.PlanOnce(ctx)
 	require.NoError(t, err)

@@ -71,7 +71,7 @@ func (s *Store) SubmitJSON(ctx context.Context, tenant string, req greenq.Submit
 	if err != nil {
 		return Submitted{}, err
 	}
-	s.provisionalPlans(ctx, now, sub.jobs)
+	s.prov.Plan(ctx, now, sub.jobs)
 	if err := sub.encode(); err != nil {
 		return Submitted{}, err
 	}

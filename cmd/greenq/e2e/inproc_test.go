@@ -66,7 +66,7 @@ func newInproc(t *testing.T, regions ...string) *inproc {
 	var err error
 	p.Store, err = queue.NewStore(rdb, queue.Config{Regions: p.regions, Policy: p.pcfg, Logger: testLogger(t)})
 	require.NoError(t, err)
-	p.Planner, err = queue.NewPlanner(p.Store, queue.PlannerConfig{Policy: p.pcfg, Replan: "@every 1s", Logger: testLogger(t)})
+	p.Planner, err = queue.NewPlanner(p.Store, queue.PlannerConfig{Replan: "@every 1s", Logger: testLogger(t)})
 	require.NoError(t, err)
 	return p
 }
