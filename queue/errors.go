@@ -18,6 +18,12 @@ import (
 // stop releasing or planning.
 var ErrFenced = &greenq.Error{Code: greenq.CodeConflict, Message: "fencing token superseded: this replica is no longer the leader"}
 
+// ErrReleasing is returned (wrapped) by Start for the task of a release
+// that is under way: the release loop has enqueued the task and is about to
+// mark the job released, and a quick worker took the task first. The
+// worker retries Start shortly; it must not drop the task.
+var ErrReleasing = &greenq.Error{Code: greenq.CodeUnavailable, Message: "the job's release is under way: start again shortly"}
+
 type fenceKey struct{}
 
 // WithFence returns ctx carrying a leader's fencing token. Store writes made

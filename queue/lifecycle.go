@@ -59,10 +59,15 @@ func (s *Store) Cancel(ctx context.Context, tenant, id string) (*greenq.Job, err
 // attempt is counted and run.Attempt set. A job in any other state, such as
 // cancelled, or a task of an earlier release gives CodeConflict: the worker
 // must not run it. A job still running on another live worker gives
-// CodeUnavailable: the task is to be retried later.
+// CodeUnavailable: the task is to be retried later. The task of a release
+// still under way (enqueued, the job not yet marked released) gives
+// ErrReleasing.
 func (s *Store) Start(ctx context.Context, id string, run greenq.Run) (*greenq.Job, error) {
 	r, err := s.update(ctx, id, func(r *row) error {
 		j := r.job
+		if j.State == greenq.StatePlanned && r.resv && (run.Release == 0 || run.Release == r.rel) {
+			return fmt.Errorf("start job %s: %w", id, ErrReleasing)
+		}
 		if j.State != greenq.StateReleased && j.State != greenq.StateRunning {
 			return conflict("job %s is %s; only a released or running job can start", id, j.State)
 		}

@@ -575,6 +575,34 @@ func TestStartRefusesStaleRelease(t *testing.T) {
 	require.Equal(t, second, started.Run.Release)
 }
 
+// The release loop enqueues a task before it marks the job released: a
+// worker handed the task in between must be told to try again, never that
+// the job cannot start (it would drop the task and the job would stay
+// released with nothing to run it).
+func TestStartDuringReleaseSaysTryAgain(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	j := b.submit(t, "alice", func(r *greenq.SubmitRequest) { r.Deadline = "10h" })
+	b.plan(t, j.ID, b.regions[0], t0, false)
+	row, err := b.s.reserve(ctx, j.ID, t0)
+	require.NoError(t, err)
+
+	_, err = b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w1", Release: row.rel})
+	require.ErrorIs(t, err, ErrReleasing)
+	require.Equal(t, greenq.CodeUnavailable, greenq.ErrorCodeOf(err))
+	require.Equal(t, greenq.StatePlanned, mustGet(t, b, j.ID).State, "nothing changed")
+	_, err = b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w1", Release: row.rel + 1})
+	require.Equal(t, greenq.CodeConflict, greenq.ErrorCodeOf(err), "a task of another release is still refused")
+
+	_, ok, err := b.s.markReleased(ctx, row, row.rel)
+	require.NoError(t, err)
+	require.True(t, ok)
+	started, err := b.s.Start(ctx, j.ID, greenq.Run{Region: b.regions[0], Worker: "w1", Release: row.rel})
+	require.NoError(t, err)
+	require.Equal(t, greenq.StateRunning, started.State)
+}
+
 func TestStartRefusesJobRunningOnLiveWorker(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -31,6 +32,10 @@ type fakeStore struct {
 	// would; finishTries records when each call came.
 	finishFails int
 	finishTries []time.Time
+	// releasing makes that many Start calls find the job's release still
+	// under way (queue.ErrReleasing); startTries records when each came.
+	releasing  int
+	startTries []time.Time
 }
 
 type finishCall struct {
@@ -92,6 +97,11 @@ func (s *fakeStore) Start(_ context.Context, id string, run greenq.Run) (*greenq
 	j, ok := s.jobs[id]
 	if !ok {
 		return nil, greenq.ErrNotFound
+	}
+	s.startTries = append(s.startTries, time.Now())
+	if s.releasing > 0 {
+		s.releasing--
+		return nil, fmt.Errorf("start job %s: %w", id, queue.ErrReleasing)
 	}
 	if j.State != greenq.StateReleased && j.State != greenq.StateRunning {
 		return nil, greenq.Errorf(greenq.CodeConflict, "job %s is %s", id, j.State)

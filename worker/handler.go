@@ -86,8 +86,7 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	}()
 	w.metrics.busy.WithLabelValues(w.cfg.Region, w.cfg.ID).Set(float64(w.pool.busy()))
 
-	j, err = w.store.Start(ctx, id, greenq.Run{Region: w.cfg.Region, Worker: w.cfg.ID,
-		StartedAt: w.clock.now(), GPUIndices: gpus, Release: release})
+	j, err = w.start(ctx, id, gpus, release)
 	if err != nil {
 		if greenq.ErrorCodeOf(err) == greenq.CodeConflict || greenq.ErrorCodeOf(err) == greenq.CodeNotFound {
 			// Cancelled or finished meanwhile: never run it.
@@ -108,6 +107,30 @@ func (w *Worker) runJob(ctx context.Context, id string, release int) error {
 	}
 	w.report(ctx, log, j, w.settleContext(ctx, id, res))
 	return nil
+}
+
+// Start waits: the release loop enqueues a task before it marks the job
+// released, so a quick worker can be handed the task in between.
+const (
+	startWaitStep  = 20 * time.Millisecond
+	startWaitSteps = 100
+)
+
+// start marks job id started (Store.Start). While the job's release is
+// still under way (queue.ErrReleasing) it tries again every startWaitStep,
+// up to startWaitSteps times; then the error goes to asynq, which retries
+// the task later, so the task is never dropped.
+func (w *Worker) start(ctx context.Context, id string, gpus []int, release int) (*greenq.Job, error) {
+	for i := 0; ; i++ {
+		j, err := w.store.Start(ctx, id, greenq.Run{Region: w.cfg.Region, Worker: w.cfg.ID,
+			StartedAt: w.clock.now(), GPUIndices: gpus, Release: release})
+		if !errors.Is(err, queue.ErrReleasing) || i == startWaitSteps-1 {
+			return j, err
+		}
+		if err := w.clock.sleep(ctx, startWaitStep); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // loadRunnable reads job id and reports whether this worker should run

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/greenq/greenq"
+	"github.com/greenq/greenq/queue"
 	"github.com/greenq/greenq/worker/executor"
 )
 
@@ -173,6 +174,30 @@ func TestFinishRetriesOnTheClock(t *testing.T) {
 		require.NoError(t, <-errc)
 		require.Len(t, b.fs.finishTries, 2, "no retry after the worker gave its tasks back")
 		require.Equal(t, greenq.StateRunning, b.fs.job(id).State, "the record stays running: asynq runs the task again")
+	})
+}
+
+// A task handed over between the release loop's enqueue and its marking
+// the job released is started once the release lands, not dropped.
+func TestStartWaitsForTheRelease(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		b := setup(t, func(cfg *Config) { cfg.Executor = &fakeCluster{exit: executor.Exit{Code: 0}} })
+		b.fs.releasing = 3
+		id := b.submit(t, greenq.Job{Command: []string{"train"}})
+		require.NoError(t, <-b.process(context.Background(), id))
+		require.Equal(t, greenq.StateSucceeded, (<-b.fs.finishes).f.State)
+		tries := b.fs.startTries
+		require.Len(t, tries, 4)
+		require.Equal(t, 3*startWaitStep, tries[3].Sub(tries[0]), "tried again every startWaitStep")
+	})
+	synctest.Test(t, func(t *testing.T) {
+		b := setup(t, func(cfg *Config) { cfg.Executor = &fakeCluster{exit: executor.Exit{Code: 0}} })
+		b.fs.releasing = startWaitSteps + 1
+		id := b.submit(t, greenq.Job{Command: []string{"train"}})
+		err := <-b.process(context.Background(), id)
+		require.ErrorIs(t, err, queue.ErrReleasing, "after the wait the task goes back to asynq for a retry")
+		require.Len(t, b.fs.startTries, startWaitSteps)
 	})
 }
 
