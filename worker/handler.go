@@ -211,7 +211,13 @@ func (w *Worker) report(ctx context.Context, log *slog.Logger, j *greenq.Job, re
 	w.metrics.nvmlErrors.WithLabelValues(w.cfg.Region).Add(float64(res.gpu.ReadErrors))
 	if f.Receipt != nil {
 		w.metrics.gco2.WithLabelValues(w.cfg.Region).Add(f.Receipt.GCO2)
-		w.metrics.saved.WithLabelValues(w.cfg.Region).Add(f.Receipt.SavedGCO2)
+		// A counter only goes up (Add panics on a negative value), and a
+		// job can emit more than its baseline: that goes to excess.
+		if s := f.Receipt.SavedGCO2; s >= 0 {
+			w.metrics.saved.WithLabelValues(w.cfg.Region).Add(s)
+		} else {
+			w.metrics.excess.WithLabelValues(w.cfg.Region).Add(-s)
+		}
 	}
 	log.Info("job ended", "state", f.State, "exit_code", f.ExitCode, "energy_kwh", f.Segment.EnergyKWh,
 		"energy_source", res.gpu.Source, "energy_meter", res.meter, "err", f.Error)

@@ -13,6 +13,7 @@ type metrics struct {
 	energy     *prometheus.CounterVec
 	gco2       *prometheus.CounterVec
 	saved      *prometheus.CounterVec
+	excess     *prometheus.CounterVec
 	nvmlErrors *prometheus.CounterVec
 	busy       *prometheus.GaugeVec
 	gpus       *prometheus.GaugeVec
@@ -34,7 +35,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"region"}),
 		saved: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenq_worker_saved_gco2_total",
-			Help: "gCO2e saved by finished jobs against their run-now baseline (receipts).",
+			Help: "gCO2e saved by finished jobs against their run-now baseline (receipts); jobs that emitted more than their baseline count in greenq_worker_excess_gco2_total.",
+		}, []string{"region"}),
+		excess: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "greenq_worker_excess_gco2_total",
+			Help: "gCO2e finished jobs emitted above their run-now baseline (receipts with a negative saving); saved minus excess is the net saving.",
 		}, []string{"region"}),
 		nvmlErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "greenq_worker_nvml_read_errors_total",
@@ -61,6 +66,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return nil, err
 	}
 	if m.saved, err = register(reg, m.saved); err != nil {
+		return nil, err
+	}
+	if m.excess, err = register(reg, m.excess); err != nil {
 		return nil, err
 	}
 	if m.nvmlErrors, err = register(reg, m.nvmlErrors); err != nil {
