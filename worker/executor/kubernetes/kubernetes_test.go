@@ -256,14 +256,7 @@ func deletes(client *fake.Clientset, resource string) []k8stesting.DeleteAction 
 func TestStopCalls(t *testing.T) {
 	t.Parallel()
 	c := newFakeCluster(t, ns)
-	e := newExecutor(t, c, kubernetes.Config{})
-	dir := t.TempDir()
-	ready := filepath.Join(dir, "ready")
-	out := &executortest.Output{}
-	p, err := e.Start(context.Background(), executor.Spec{JobID: "stop", Image: "x", Dir: dir, Output: out, Grace: 30 * time.Second,
-		Argv: []string{"sh", "-c", `trap 'echo got-TERM' TERM; touch "$0"; while :; do sleep 0.1; done`, ready}})
-	require.NoError(t, err)
-	waitForFile(t, ready)
+	p, out, _ := startReady(t, c, "stop", 30*time.Second, `trap 'echo got-TERM' TERM`)
 	require.ErrorContains(t, p.Signal(syscall.SIGUSR1), "cannot send")
 	require.NoError(t, p.Signal(syscall.SIGTERM))
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "got-TERM") }, 30*time.Second, 20*time.Millisecond)
@@ -281,6 +274,21 @@ func TestStopCalls(t *testing.T) {
 	require.Equal(t, ptr(int64(1)), pd[0].GetDeleteOptions().GracePeriodSeconds)
 	require.Empty(t, jobsLeft(t, c), "the run's Job is gone")
 	require.NoError(t, p.Signal(syscall.SIGTERM), "signalling an ended run is not an error")
+}
+
+// startReady starts job id on c with grace, running trap and then looping
+// until stopped, and returns once the job's pod is running the loop.
+func startReady(t *testing.T, c *fakeCluster, id string, grace time.Duration, trap string) (executor.Process, *executortest.Output, string) {
+	t.Helper()
+	e := newExecutor(t, c, kubernetes.Config{})
+	dir := t.TempDir()
+	ready := filepath.Join(dir, "ready")
+	out := &executortest.Output{}
+	p, err := e.Start(context.Background(), executor.Spec{JobID: id, Image: "x", Dir: dir, Output: out, Grace: grace,
+		Argv: []string{"sh", "-c", trap + `; touch "$0"; while :; do sleep 0.1; done`, ready}})
+	require.NoError(t, err)
+	waitForFile(t, ready)
+	return p, out, dir
 }
 
 func jobsLeft(t *testing.T, c *fakeCluster) []batchv1.Job {
@@ -302,14 +310,7 @@ func waitForFile(t *testing.T, path string) {
 func TestPauseSuspends(t *testing.T) {
 	t.Parallel()
 	c := newFakeCluster(t, ns)
-	e := newExecutor(t, c, kubernetes.Config{})
-	dir := t.TempDir()
-	ready := filepath.Join(dir, "ready")
-	out := &executortest.Output{}
-	p, err := e.Start(context.Background(), executor.Spec{JobID: "pause", Image: "x", Dir: dir, Output: out, Grace: 20 * time.Second,
-		Argv: []string{"sh", "-c", `trap 'echo saved > ckpt; exit 0' TERM; touch "$0"; while :; do sleep 0.1; done`, ready}})
-	require.NoError(t, err)
-	waitForFile(t, ready)
+	p, out, dir := startReady(t, c, "pause", 20*time.Second, `trap 'echo saved > ckpt; exit 0' TERM`)
 	pauser, ok := p.(executor.Pauser)
 	require.True(t, ok, "a run is an executor.Pauser")
 	require.NoError(t, pauser.Pause())
