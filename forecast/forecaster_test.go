@@ -149,3 +149,79 @@ func TestRegressionLearnsPersistence(t *testing.T) {
 	}
 	require.Less(t, errReg, errProfile)
 }
+
+// fiveMinute builds n five-minute points from t0 with value f(i).
+func fiveMinute(n int, f func(i int) float64) forecast.Series {
+	s := forecast.Series{Region: "r", Zone: "Z", Signal: forecast.SignalMarginal}
+	for i := 0; i < n; i++ {
+		t := t0.Add(time.Duration(i) * 5 * time.Minute)
+		s.Points = append(s.Points, forecast.Point{Start: t, End: t.Add(5 * time.Minute), GCO2PerKWh: f(i), Kind: forecast.KindActual})
+	}
+	return s
+}
+
+func TestForecasterKeepsTheHistorysResolution(t *testing.T) {
+	t.Parallel()
+	// Every hour of day has its own level; history at 5 minutes.
+	byHour := func(i int) float64 { return 100 + 10*float64((i/12)%24) }
+	hist := fiveMinute(20*24*12, byHour)
+	from := hist.End()
+	f := forecast.Forecaster{}
+	fine := f.Forecast(hist, from, 24*time.Hour)
+	coarse := f.Forecast(hourly(20*24, func(i int) float64 { return byHour(i * 12) }), from, 24*time.Hour)
+	require.NoError(t, fine.Validate())
+	require.Len(t, fine.Points, 24*12)
+	require.Len(t, coarse.Points, 24)
+	for i, p := range fine.Points {
+		require.Equal(t, from.Add(time.Duration(i)*5*time.Minute), p.Start)
+		require.Equal(t, 5*time.Minute, p.End.Sub(p.Start))
+	}
+	// Inside each hour the line runs between the hourly values around it.
+	for i, p := range fine.Points[6 : len(fine.Points)-6] {
+		h := (i + 6) / 12
+		lo, hi := coarse.Points[h].GCO2PerKWh, coarse.Points[h].GCO2PerKWh
+		for _, k := range []int{h - 1, h + 1} {
+			if k >= 0 && k < len(coarse.Points) {
+				lo, hi = min(lo, coarse.Points[k].GCO2PerKWh), max(hi, coarse.Points[k].GCO2PerKWh)
+			}
+		}
+		require.True(t, p.GCO2PerKWh >= lo-1e-9 && p.GCO2PerKWh <= hi+1e-9, "point %d: %v outside [%v, %v]", i+6, p.GCO2PerKWh, lo, hi)
+	}
+	// It starts from the last value seen, not from the hour's mean.
+	last := hist.Points[len(hist.Points)-1].GCO2PerKWh
+	require.Less(t, math.Abs(fine.Points[0].GCO2PerKWh-last), math.Abs(coarse.Points[0].GCO2PerKWh-last)+1e-9)
+	// Where the next hour is lower, a later start inside the hour is
+	// cheaper: the step function could not tell.
+	require.Less(t, fine.Points[len(fine.Points)-1].GCO2PerKWh, fine.Points[len(fine.Points)-12].GCO2PerKWh)
+}
+
+func TestForecasterOnShortHistory(t *testing.T) {
+	t.Parallel()
+	f := forecast.Forecaster{}
+	// A spike in the last hour: after 20 days it shifts the far forecast
+	// by the floor of the correction; after one day, by little of it,
+	// since a one-day profile says little about what lasts.
+	spike := func(days int) forecast.Series {
+		n := days * 24
+		return hourly(n, func(i int) float64 {
+			if i == n-1 {
+				return 200
+			}
+			return 100
+		})
+	}
+	long := f.Forecast(spike(20), t0.Add(20*24*time.Hour), 72*time.Hour)
+	short := f.Forecast(spike(1), t0.Add(24*time.Hour), 72*time.Hour)
+	farLong, farShort := long.Points[70].GCO2PerKWh, short.Points[70].GCO2PerKWh
+	require.InDelta(t, 100+forecast.DefaultParams.Floor*100, farLong, 3)
+	require.Greater(t, farShort, 100.0)
+	require.Less(t, farShort-100, (farLong-100)/4)
+
+	// Six hours of history: hours of day not seen yet are forecast from
+	// the history's mean, not as the last value repeated.
+	ramp := f.Forecast(hourly(6, func(i int) float64 { return float64(100 * (i + 1)) }), t0.Add(6*time.Hour), 24*time.Hour)
+	// Lead 17 h is 23:00, an hour the history has not seen; the last value
+	// is 600, the mean 350.
+	require.Less(t, ramp.Points[17].GCO2PerKWh, 600-250.0/3)
+	require.Greater(t, ramp.Points[17].GCO2PerKWh, 350.0)
+}
