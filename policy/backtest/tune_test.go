@@ -307,9 +307,10 @@ func tuneBuckets(t testing.TB) {
 //	| floor 0.5                          | 0.744 (0.616) | 0.667 / 0.678 | 0.774 (0.650) | 0.784 (0.696) | 0.811 (0.673) |
 //	| floor 0.6 / 0.7 / 0.85             | 0.742 / 0.733 / 0.727 (0.612 / 0.603 / 0.593) | | |           |               |
 //	| floor 0.5 + week 0.3 / half-life 7 d / decay 0.9 / level 3 h | 0.735 / 0.743 / 0.741 / 0.740 (0.603 / 0.606 / 0.598 / 0.609) | | | | |
-//	| floor fitted per zone on its history, capped 0.5 / 0.6 / 0.8 | 0.739 / 0.739 / 0.739 (0.595 / 0.595 / 0.594) | 0.773 (0.654) / 0.773 (0.647) / – | | | |
-//	| regression (MethodRegression)      | 0.730 (0.582) | 0.776 (0.639) |               |               |               |
-//	| ensemble: mean of profile and regression | 0.738 (0.583) | 0.775 (0.636) |         |               |               |
+//	| floor fitted per zone, capped 0.5  | 0.739 (0.595) | 0.653 / 0.675 | 0.773 (0.654) |               |               |
+//	| floor fitted per zone, capped 0.6 / 0.8 | 0.739 / 0.739 (0.595 / 0.594) | 0.654 / 0.675 | 0.773 (0.647) at 0.6 | |    |
+//	| regression (MethodRegression)      | 0.730 (0.582) | 0.634 / 0.686 | 0.776 (0.639) |               |               |
+//	| ensemble: mean of profile and regression | 0.738 (0.583) |         | 0.775 (0.636) |               |               |
 //
 // The level correction's floor is the only knob that won on 2021–2022;
 // fading the correction to zero (as the reference does), a shorter or
