@@ -117,7 +117,7 @@ func (f Forecaster) Forecast(history Series, from time.Time, horizon time.Durati
 	for j := 0; j <= leads; j++ {
 		vals = append(vals, f.value(m, method, p, level, reg, j, step))
 	}
-	if res := resolution(past); res < step && step%res == 0 && method != MethodSeasonalDay && method != MethodSeasonalWeek {
+	if res := max(resolution(past), step/finePerStep); res < step && step%res == 0 && method != MethodSeasonalDay && method != MethodSeasonalWeek {
 		out.Points = fine(past, from, horizon, step, res, vals)
 		return out
 	}
@@ -150,6 +150,11 @@ func (f Forecaster) value(m *model, method Method, p Params, level float64, reg 
 	}
 	return math.Max(0, m.base(j, p)+dev)
 }
+
+// finePerStep bounds the points a fine forecast has per model step (5
+// minutes for hourly steps): finer history, such as seconds-wide test
+// slots, would make a long horizon's series huge for no better decision.
+const finePerStep = 12
 
 // resolution is the width of history's last point: the resolution the
 // signal is published at.

@@ -225,3 +225,17 @@ func TestForecasterOnShortHistory(t *testing.T) {
 	require.Less(t, ramp.Points[17].GCO2PerKWh, 600-250.0/3)
 	require.Greater(t, ramp.Points[17].GCO2PerKWh, 350.0)
 }
+
+func TestForecasterBoundsTheFineResolution(t *testing.T) {
+	t.Parallel()
+	// Ten-second history: the forecast is at 5 minutes, not 10 s.
+	s := forecast.Series{Region: "r", Zone: "Z", Signal: forecast.SignalAverage}
+	for i := 0; i < 3*24*360; i++ {
+		at := t0.Add(time.Duration(i) * 10 * time.Second)
+		s.Points = append(s.Points, forecast.Point{Start: at, End: at.Add(10 * time.Second), GCO2PerKWh: float64(100 + i%360), Kind: forecast.KindActual})
+	}
+	fc := forecast.Forecaster{}.Forecast(s, s.End(), 48*time.Hour)
+	require.Len(t, fc.Points, 48*12)
+	require.Equal(t, 5*time.Minute, fc.Points[0].End.Sub(fc.Points[0].Start))
+	require.NoError(t, fc.Validate())
+}
