@@ -3,6 +3,7 @@ package backtest
 import (
 	"math"
 
+	"github.com/greenq/greenq/planning"
 	"github.com/greenq/greenq/policy"
 )
 
@@ -12,7 +13,8 @@ import (
 // jobs are planned together in one more call) and records in st the jobs
 // planned worse in expected gCO2e. A kept plan may lag the best by the
 // hysteresis (see policy.Config.Hysteresis), so that much is allowed for
-// it.
+// it. The one-piece plans go through the planning adapter as every other
+// plan does.
 func (s *sim) checkDominance(in policy.Input, res policy.Result, st *greenStats) {
 	cfg := in.Config.WithDefaults()
 	if cfg.CarbonPriceUSDPerTonne > 0 {
@@ -40,7 +42,7 @@ func (s *sim) checkDominance(in policy.Input, res policy.Result, st *greenStats)
 	if len(idx) == 0 {
 		return
 	}
-	for n, b := range policy.Plan(one).Assignments {
+	for n, b := range planning.New(s.cfg.Planner).PlanInput(one).Assignments {
 		a := res.Assignments[idx[n]]
 		if b.Held || b.Region == "" {
 			continue
