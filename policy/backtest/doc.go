@@ -2,10 +2,10 @@
 // to show what greenq would have saved: the engine behind `greenq simulate`.
 //
 // Run drives a virtual clock through submits, re-plan ticks and releases,
-// and at each decision calls the production planner (policy.Plan, through the planning
-// adapter the server uses) with only
-// what was known then: the actual series up to that instant, extended into
-// the future by the production forecaster, or the latest real forecast
+// and at each decision calls the production planner (policy.Plan, through
+// the planning adapter the server uses) with only what was known then: the
+// actual series up to that instant, extended into the future by the
+// production forecaster, or the latest real forecast
 // vintage issued by then. Four policies are scored on the actual series:
 // now (start at submit in the first allowed region), greenq, a reference
 // heuristic that sees no more than greenq does (a 7-day hourly profile plus
