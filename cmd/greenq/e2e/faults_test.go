@@ -233,21 +233,24 @@ func TestRedisFull(t *testing.T) {
 	c := r.Client()
 	defer c.Close()
 	ctx := context.Background()
-	filler := strings.Repeat("x", 32<<10)
 	var fill []string
-	// fillUp writes fillers until Redis refuses one; called again before
-	// each check, since the server's own periodic writes and expiries move
-	// the edge.
+	// fillUp writes fillers until Redis refuses one, in ever smaller sizes:
+	// a refused 32 KiB filler frees its own query buffer, which would leave
+	// room for a small request. Called again before each check, since the
+	// server's own periodic writes and expiries move the edge.
 	fillUp := func() {
-		for i := len(fill); ; i++ {
-			k := "e2e:fill:" + strconv.Itoa(i)
-			err := c.Set(ctx, k, filler, 0).Err()
-			if err != nil {
-				require.Contains(t, err.Error(), "OOM", "filling Redis")
-				return
+		for _, size := range []int{32 << 10, 1 << 10, 64} {
+			filler := strings.Repeat("x", size)
+			for {
+				k := "e2e:fill:" + strconv.Itoa(len(fill))
+				err := c.Set(ctx, k, filler, 0).Err()
+				if err != nil {
+					require.Contains(t, err.Error(), "OOM", "filling Redis")
+					break
+				}
+				fill = append(fill, k)
+				require.Less(t, len(fill), 100000, "Redis never filled up")
 			}
-			fill = append(fill, k)
-			require.Less(t, i, 10000, "Redis never filled up")
 		}
 	}
 	fillUp()
