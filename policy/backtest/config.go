@@ -74,6 +74,14 @@ type Config struct {
 	OnReferenceDecision func(Decision)
 	// Clock measures planner_seconds only. Default time.Now.
 	Clock func() time.Time
+
+	// redecide re-plans a running interruptible job at every tick inside
+	// its segment, once it has run Planner.MinSegment of it, and pauses it
+	// there when its plan no longer goes on at once; a plan that goes on
+	// runs on seamlessly (unbounded capacity only). The server does not do
+	// this yet: it is here to measure what it would be worth (see
+	// BenchmarkTuneWorkingHours).
+	redecide bool
 }
 
 // Decision is one planner output for one job at one decision time.

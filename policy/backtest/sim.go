@@ -396,12 +396,18 @@ type gJob struct {
 	ver      int
 	released bool
 	running  bool // in a segment of several; planned again at its end
+	// The segment it runs in now, for redecide: [segA, segB) as placed,
+	// running since since (earlier where it went on from a re-decision),
+	// and a count that outdates the events of a segment cut short.
+	segA, segB, since int64
+	segVer            int
 }
 
 type release struct {
-	at, ver int64
-	k       int
-	resume  bool // the end of a segment: plan what is left
+	at, ver  int64
+	k        int
+	resume   bool // the end of a segment: plan what is left
+	redecide bool // a tick inside a running segment (Config.redecide)
 }
 
 type releaseHeap []release
@@ -489,7 +495,25 @@ func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([]
 		for len(h) > 0 && h[0].at <= t {
 			rel := heap.Pop(&h).(release)
 			g := &gs[rel.k]
+			if rel.redecide {
+				switch {
+				case rel.ver != int64(g.segVer) || t >= g.segB:
+				case t-g.since < int64(s.cfg.Planner.WithDefaults().MinSegment):
+					// Not cut shorter than a segment may be: decide again
+					// at the next tick.
+					if next := t + int64(s.cfg.Tick); next < g.segB {
+						heap.Push(&h, release{at: next, k: g.k, redecide: true, ver: rel.ver})
+					}
+				default:
+					pending = append(pending, s.cutSegment(g, t, out, &done))
+					s.planRound(t, []*gJob{g}, pending, pools, &h, &st)
+				}
+				continue
+			}
 			if rel.resume {
+				if rel.ver != int64(g.segVer) {
+					continue
+				}
 				g.running = false
 				if ticking && len(pending) == 0 {
 					nextTick = (t/tick + 1) * tick
@@ -506,7 +530,11 @@ func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([]
 			}
 			g.released = true
 			left := int64(s.jobs[g.k].Duration) - s.ran[g.k]
-			out[g.k] = append(out[g.k], pools.place(s.byName[g.cur.Region], s.jobs[g.k].GPUs, actualSegs(s.toSegs(g.cur), left))...)
+			placed := pools.place(s.byName[g.cur.Region], s.jobs[g.k].GPUs, actualSegs(s.toSegs(g.cur), left))
+			out[g.k] = joinSegs(out[g.k], placed)
+			if len(placed) == 1 {
+				s.watchSegment(g, placed[0], out[g.k][len(out[g.k])-1].start, &h)
+			}
 			done++
 			if done%every == 0 {
 				progress(done, len(s.jobs))
