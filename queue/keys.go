@@ -54,6 +54,7 @@ func (k keys) regionFacts() string            { return k.tag + ":regions" }
 func (k keys) restate() string                { return k.tag + ":restate" }
 func (k keys) cancelChannel() string          { return k.prefix + ":cancel" }
 func (k keys) wakeChannel() string            { return k.prefix + ":wake" }
+func (k keys) pauseChannel() string           { return k.prefix + ":pause" }
 
 // idem names the idempotency record of (tenant, key); hashed so any bytes
 // in either make a safe, bounded key.

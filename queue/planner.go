@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/greenq/greenq"
@@ -39,10 +38,12 @@ type roundReader interface {
 }
 
 // planWriter stores a round's changed plans, each against the record the
-// round read, and returns the records written at their new version.
-// *Store implements it (Store.SetPlans).
+// round read, and returns the records written at their new version; and
+// asks workers to pause running jobs. *Store implements it
+// (Store.SetPlans, Store.PauseEvents).
 type planWriter interface {
 	writePlans(ctx context.Context, changes []planChange) ([]*row, int, error)
+	publishPauses(ctx context.Context, ids []string) error
 }
 
 // Planner re-plans every job not yet released: it hands the pending jobs,
@@ -141,8 +142,10 @@ func (p *Planner) Run(ctx context.Context) error {
 const publishEvery = 30 * time.Second
 
 // PlanOnce runs one planning round and stores the plans that changed. It
-// first shares the region facts with workers, at most every publishEvery.
-// Jobs with no region to run in are logged and left unplanned.
+// first shares the region facts with workers, at most every publishEvery,
+// and asks the workers of running interruptible jobs that are better
+// paused (planning.Planner.Pauses) to pause them. Jobs with no region to
+// run in are logged and left unplanned.
 //
 // A round reads through roundReader (the jobs through the planner's own
 // caches), plans in the adapter and writes through planWriter, in that
@@ -154,22 +157,61 @@ func (p *Planner) PlanOnce(ctx context.Context) (Round, error) {
 	if err != nil {
 		return Round{}, fmt.Errorf("plan: %w", err)
 	}
-	if len(jobs) == 0 {
-		return Round{}, nil
-	}
-	regions, err := p.regions(ctx)
+	active, err := p.active.active(ctx, p.read)
 	if err != nil {
 		return Round{}, fmt.Errorf("plan: %w", err)
 	}
-	round, changes := p.changes(jobs, p.plan.Plan(now, jobs, regions))
+	running := interruptibleRunning(active)
+	if len(jobs) == 0 && len(running) == 0 {
+		return Round{}, nil
+	}
+	regions, err := p.regions(ctx, active)
+	if err != nil {
+		return Round{}, fmt.Errorf("plan: %w", err)
+	}
+	var round Round
+	if len(running) > 0 {
+		round.Paused = p.pauseRunning(ctx, now, running, regions)
+	}
+	if len(jobs) == 0 {
+		return round, nil
+	}
+	planned, changes := p.changes(jobs, p.plan.Plan(now, jobs, regions))
 	written, changed, err := p.write.writePlans(ctx, changes)
 	p.pending.put(written)
-	round.Changed = changed
+	round.Planned, round.Changed = planned, changed
 	if err != nil {
 		return round, fmt.Errorf("plan: %w", err)
 	}
-	p.log.Debug("planned", "jobs", len(jobs), "changed", round.Changed, "took", p.cfg.Now().Sub(now))
+	p.log.Debug("planned", "jobs", len(jobs), "changed", round.Changed, "paused", round.Paused, "took", p.cfg.Now().Sub(now))
 	return round, nil
+}
+
+// interruptibleRunning returns the running interruptible jobs of active.
+func interruptibleRunning(active []*greenq.Job) []*greenq.Job {
+	var out []*greenq.Job
+	for _, j := range active {
+		if j.Interruptible && j.State == greenq.StateRunning {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+// pauseRunning asks for the pauses the adapter finds among running and
+// returns how many it asked for. A pause that cannot be published is
+// logged: the job runs on to the end of its segment, as without one.
+func (p *Planner) pauseRunning(ctx context.Context, now time.Time, running []*greenq.Job, regions []planning.Region) int {
+	ids := p.plan.Pauses(now, running, regions)
+	if len(ids) == 0 {
+		return 0
+	}
+	if err := p.write.publishPauses(ctx, ids); err != nil {
+		p.log.Warn("ask workers to pause jobs", "jobs", ids, "err", err)
+		return 0
+	}
+	p.log.Info("pausing running jobs for better hours ahead", "jobs", ids)
+	return len(ids)
 }
 
 // publish shares the region facts with workers (Store.PublishRegions) if
@@ -186,18 +228,12 @@ func (p *Planner) publish(ctx context.Context, now time.Time) {
 }
 
 // regions returns the regions as the round sees them: live capacity and
-// worker sizes, the released and running jobs (read only when some region
-// has a capacity: capacity 0 is unbounded) and each region's series.
-func (p *Planner) regions(ctx context.Context) ([]planning.Region, error) {
+// worker sizes, the released and running jobs active and each region's
+// series.
+func (p *Planner) regions(ctx context.Context, active []*greenq.Job) ([]planning.Region, error) {
 	regions, sizes, err := p.read.liveRegions(ctx)
 	if err != nil {
 		return nil, err
-	}
-	var active []*greenq.Job
-	if slices.ContainsFunc(regions, func(r greenq.Region) bool { return r.Capacity > 0 }) {
-		if active, err = p.active.active(ctx, p.read); err != nil {
-			return nil, err
-		}
 	}
 	out := make([]planning.Region, len(regions))
 	for i, r := range regions {
@@ -214,8 +250,8 @@ func (p *Planner) regions(ctx context.Context) ([]planning.Region, error) {
 // changes returns the round's count of planned jobs and the plans that
 // differ from what jobs (in plans' order) hold, each against the record
 // the round read.
-func (p *Planner) changes(jobs []*greenq.Job, plans []greenq.Plan) (Round, []planChange) {
-	var round Round
+func (p *Planner) changes(jobs []*greenq.Job, plans []greenq.Plan) (int, []planChange) {
+	planned := 0
 	var out []planChange
 	for i, pl := range plans {
 		j := jobs[i]
@@ -223,7 +259,7 @@ func (p *Planner) changes(jobs []*greenq.Job, plans []greenq.Plan) (Round, []pla
 			p.log.Warn("job has no region to run in", "job", j.ID, "reason", pl.Reason)
 			continue
 		}
-		round.Planned++
+		planned++
 		if j.State == planState(&pl) && samePlan(j.Plan, &pl) {
 			// The store would read the job only to skip it: a round where
 			// nothing moved writes, and reads back, nothing.
@@ -231,7 +267,7 @@ func (p *Planner) changes(jobs []*greenq.Job, plans []greenq.Plan) (Round, []pla
 		}
 		out = append(out, planChange{id: j.ID, plan: pl, read: p.pending.row(j.ID)})
 	}
-	return round, out
+	return planned, out
 }
 
 // Round is what one planning round (PlanOnce) did.
@@ -240,6 +276,9 @@ type Round struct {
 	Planned int
 	// Changed counts those whose stored plan changed.
 	Changed int
+	// Paused counts the running interruptible jobs whose workers it asked
+	// to pause them.
+	Paused int
 }
 
 // planState is the state a job with plan p is in: planned, or pending

@@ -22,8 +22,10 @@ type fakeRound struct {
 	mu      sync.Mutex
 	rows    map[string]*row
 	regions []greenq.Region
+	series  map[string]forecast.Series
 	loaded  []string // ids whose records were read, in order
 	writes  int      // plan changes written
+	paused  []string // ids whose pause was asked for
 }
 
 func (f *fakeRound) stateVersions(_ context.Context, skipReserved bool, states ...greenq.State) ([]jobVersion, error) {
@@ -58,7 +60,17 @@ func (f *fakeRound) liveRegions(context.Context) ([]greenq.Region, map[string][]
 }
 
 func (f *fakeRound) Series(_ context.Context, region string) (forecast.Series, error) {
+	if s, ok := f.series[region]; ok {
+		return s, nil
+	}
 	return forecast.Series{}, notFound(region)
+}
+
+func (f *fakeRound) publishPauses(_ context.Context, ids []string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = append(f.paused, ids...)
+	return nil
 }
 
 // writePlans applies each change to the record it was read from, as the
@@ -127,4 +139,54 @@ func TestPlanOnceReadsAndWritesOnlyThroughItsInterfaces(t *testing.T) {
 	_, err = p.PlanOnce(ctx)
 	require.NoError(t, err)
 	require.Equal(t, []string{"j2"}, f.loaded)
+}
+
+// TestPlanOncePausesARunningJobForBetterHours: a round with no job to plan
+// still re-decides a running interruptible job: with its region's cheap
+// hours later than the rest of its run, it asks for the job's pause; with
+// them now, it asks for none.
+func TestPlanOncePausesARunningJobForBetterHours(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	now := start.Add(time.Hour)
+	for _, c := range []struct {
+		name  string
+		cheap int // the first of the region's two cheap hours
+		want  []string
+	}{
+		{"cheap hours later", 10, []string{"run"}},
+		{"cheap hours now", 1, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}) // never dialled
+			t.Cleanup(func() { rdb.Close() })
+			s, err := NewStore(rdb, Config{})
+			require.NoError(t, err)
+			p, err := NewPlanner(s, PlannerConfig{Now: func() time.Time { return now }})
+			require.NoError(t, err)
+			series := forecast.Series{Region: "a", Signal: forecast.SignalAverage, IssuedAt: start}
+			for h := range 48 {
+				v := 300.0
+				if h == c.cheap || h == c.cheap+1 {
+					v = 40
+				}
+				st := start.Add(time.Duration(h) * time.Hour)
+				series.Points = append(series.Points, forecast.Point{Start: st, End: st.Add(time.Hour), GCO2PerKWh: v, Kind: forecast.KindForecast})
+			}
+			f := &fakeRound{rows: map[string]*row{}, regions: []greenq.Region{{Name: "a", PUE: 1, Capacity: 1}},
+				series: map[string]forecast.Series{"a": series}}
+			f.rows["run"] = &row{ver: "1", job: &greenq.Job{ID: "run", State: greenq.StateRunning, GPUs: 1, Interruptible: true,
+				DurationEstimateS: 3 * 3600, SubmittedAt: start, Deadline: start.Add(24 * time.Hour), EstimateSource: greenq.EstimateUser,
+				Plan: &greenq.Plan{Region: "a", Start: start, End: start.Add(3 * time.Hour)},
+				Run:  &greenq.Run{Region: "a", StartedAt: start}}}
+			p.read, p.write = f, f
+			p.published = now
+
+			round, err := p.PlanOnce(context.Background())
+			require.NoError(t, err)
+			require.Equal(t, c.want, f.paused)
+			require.Equal(t, Round{Paused: len(c.want)}, round)
+			require.Zero(t, f.writes, "a pause is asked of the worker; the record is the worker's to write")
+		})
+	}
 }

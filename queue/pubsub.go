@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Wake messages on the wake channel.
@@ -56,6 +58,26 @@ func (s *Store) wake(ctx context.Context, what string) {
 // so a worker should also notice cancellation when it next reads its job.
 func (s *Store) CancelEvents(ctx context.Context) <-chan string {
 	return s.subscribe(ctx, s.k.cancelChannel())
+}
+
+// PauseEvents streams the ids of running interruptible jobs the planner
+// asks to pause (a re-plan found better hours ahead for the rest of the
+// run) until ctx ends, then closes. An id lost while the subscription was
+// down costs only the better plan: the job runs on to its segment's end.
+func (s *Store) PauseEvents(ctx context.Context) <-chan string {
+	return s.subscribe(ctx, s.k.pauseChannel())
+}
+
+// publishPauses asks the workers running ids to pause them
+// (PauseEvents).
+func (s *Store) publishPauses(ctx context.Context, ids []string) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, id := range ids {
+			p.Publish(ctx, s.k.pauseChannel(), id)
+		}
+		return nil
+	})
+	return redisErr("publish pauses", err)
 }
 
 // wakeEvents streams wake messages (wakePlan, wakeRelease).

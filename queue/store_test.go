@@ -278,6 +278,25 @@ func TestTenantIsolation(t *testing.T) {
 	require.ErrorIs(t, err, greenq.ErrNotFound)
 }
 
+// TestPauseEvents: the ids a planner round asks to pause reach every
+// subscriber, in order, over Redis pub/sub.
+func TestPauseEvents(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events := b.s.PauseEvents(ctx)
+	require.NoError(t, b.s.publishPauses(ctx, []string{"j1", "j2"}))
+	for _, want := range []string{"j1", "j2"} {
+		select {
+		case id := <-events:
+			require.Equal(t, want, id)
+		case <-time.After(5 * time.Second):
+			t.Fatal("no pause event for", want)
+		}
+	}
+}
+
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	b := setup(t)

@@ -21,6 +21,7 @@ type fakeStore struct {
 	series   map[string]forecast.Series
 	finishes chan finishCall
 	subs     []chan string // CancelEvents subscribers
+	pauses   []chan string // PauseEvents subscribers
 	beats    chan queue.WorkerInfo
 	// skew is how far the server's clock is ahead of time.Now.
 	skew time.Duration
@@ -164,10 +165,29 @@ func (s *fakeStore) Finish(_ context.Context, id string, f queue.FinishRequest) 
 	return &cp, nil
 }
 
+// pause asks for a running job's pause, as the planner does: an event
+// to every subscriber.
+func (s *fakeStore) pause(id string) {
+	s.mu.Lock()
+	subs := s.pauses
+	s.mu.Unlock()
+	for _, c := range subs {
+		c <- id
+	}
+}
+
 func (s *fakeStore) CancelEvents(ctx context.Context) <-chan string {
+	return s.subscribe(ctx, &s.subs)
+}
+
+func (s *fakeStore) PauseEvents(ctx context.Context) <-chan string {
+	return s.subscribe(ctx, &s.pauses)
+}
+
+func (s *fakeStore) subscribe(ctx context.Context, subs *[]chan string) <-chan string {
 	in := make(chan string, 16)
 	s.mu.Lock()
-	s.subs = append(s.subs, in)
+	*subs = append(*subs, in)
 	s.mu.Unlock()
 	out := make(chan string)
 	go func() {

@@ -159,7 +159,7 @@ func (w *Worker) loadRunnable(ctx context.Context, log *slog.Logger, id string, 
 
 // track registers job id as running (for cancels) until untrack.
 func (w *Worker) track(id string) (r *runningJob, untrack func()) {
-	r = &runningJob{cancel: make(chan struct{})}
+	r = newRunningJob()
 	w.mu.Lock()
 	w.running[id] = r
 	w.mu.Unlock()

@@ -50,7 +50,9 @@ func setup(t *testing.T, mod func(*Config)) bundle {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); w.watchCancels(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	pausesDone := make(chan struct{})
+	go func() { defer close(pausesDone); w.watchPauses(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; <-pausesDone })
 	return bundle{w: w, fs: fs, dir: t.TempDir(), ctx: ctx}
 }
 
@@ -417,6 +419,44 @@ func TestLastSegmentRunsToCompletion(t *testing.T) {
 	end, ok := pauseAt(j, now)
 	require.True(t, ok)
 	require.Equal(t, now.Add(time.Minute), end)
+}
+
+// TestPlannerPausePausesOnlyInterruptibleJobs: the planner's pause event
+// pauses a running interruptible job in the middle of its planned window
+// (SIGTERM, control file "pause", back to planned, no receipt) and leaves
+// a job that is not interruptible running to its end.
+func TestPlannerPausePausesOnlyInterruptibleJobs(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *Config) { c.Grace = 5 * time.Second })
+	now := time.Now()
+	window := &greenq.Plan{Region: testRegion, Start: now.Add(-time.Minute), End: now.Add(time.Hour)}
+	started, release := fifo(t, b.dir), fifo(t, b.dir)
+	plain := b.submit(t, greenq.Job{Plan: window, Command: []string{"sh", "-c", `echo > "$0"; read x < "$1"`, started, release}})
+	plainErr := b.process(context.Background(), plain)
+	readFifo(t, started)
+	ff := fifo(t, b.dir)
+	intr := b.submit(t, greenq.Job{Interruptible: true, Plan: window, Command: []string{"sh", "-c",
+		`trap 'cat "$GREENQ_CONTROL_FILE" > "$GREENQ_CHECKPOINT_DIR/state"; exit 0' TERM; echo > "$0"; while :; do sleep 0.05; done`, ff}})
+	intrErr := b.process(context.Background(), intr)
+	readFifo(t, ff)
+
+	b.fs.pause(plain) // events are handled in order: this one before the next
+	b.fs.pause(intr)
+	require.NoError(t, waitErr(t, intrErr))
+	f := b.waitFinish(t)
+	require.Equal(t, intr, f.id)
+	require.Equal(t, greenq.StatePlanned, f.f.State, f.f.Error)
+	require.Nil(t, f.f.Receipt, "paused: no receipt until the job ends")
+	state, err := os.ReadFile(filepath.Join(b.w.cfg.CheckpointRoot, intr, "state"))
+	require.NoError(t, err)
+	require.Equal(t, ControlPause+"\n", string(state))
+
+	require.NoError(t, os.WriteFile(release, []byte("go\n"), 0o600))
+	require.NoError(t, waitErr(t, plainErr))
+	f = b.waitFinish(t)
+	require.Equal(t, plain, f.id)
+	require.Equal(t, greenq.StateSucceeded, f.f.State, "a job that is not interruptible is never paused")
+	require.Zero(t, f.f.ExitCode)
 }
 
 func TestResumedJobReceiptCoversAllSegments(t *testing.T) {

@@ -189,7 +189,8 @@ func (w *Worker) exitReason(j *greenq.Job, exit executor.Exit, sink io.Writer, r
 }
 
 // supervise waits for the job to exit, stopping it when greenq must: the
-// deadline, a cancel, a lost task, the end of a segment, a drain. It sends
+// deadline, a cancel, a lost task, the end of a segment, the planner's
+// pause, a drain. It sends
 // the job's warning signal before the deadline when asked. Its timers run
 // on the worker's clock.
 func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Process, rd *runDirs,
@@ -223,6 +224,9 @@ func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Pro
 		case <-ev.draining:
 			ev.segEnd, ev.draining = nil, nil
 			s.stop(stopPause)
+		case <-ev.paused:
+			ev.paused, ev.segEnd = nil, nil
+			s.stop(stopPause)
 		case <-s.kill:
 			s.kill = nil
 			s.signal(syscall.SIGKILL, "KILL")
@@ -232,8 +236,8 @@ func (w *Worker) supervise(ctx context.Context, j *greenq.Job, proc executor.Pro
 
 // stopEvents are what can end a run, as channels; a nil one never fires.
 type stopEvents struct {
-	ctxDone, cancelled, abandon, draining <-chan struct{}
-	deadline, warn, segEnd                <-chan time.Time
+	ctxDone, cancelled, abandon, draining, paused <-chan struct{}
+	deadline, warn, segEnd                        <-chan time.Time
 }
 
 // stopEvents returns the events that stop j's run, started at start.
@@ -246,7 +250,9 @@ func (w *Worker) stopEvents(ctx context.Context, j *greenq.Job, proc executor.Pr
 	if end, ok := pauseAt(j, start); ok {
 		ev.segEnd = ts.at(end)
 	}
-	if !j.Interruptible {
+	if j.Interruptible {
+		ev.paused = r.pause
+	} else {
 		ev.draining = nil // let it finish within Grace; abandon stops it after that
 	}
 	return ev

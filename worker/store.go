@@ -27,6 +27,9 @@ type Store interface {
 	Finish(ctx context.Context, id string, f queue.FinishRequest) (*greenq.Job, error)
 	// CancelEvents streams the ids of cancelled jobs until ctx ends.
 	CancelEvents(ctx context.Context) <-chan string
+	// PauseEvents streams the ids of running jobs the planner asks to
+	// pause until ctx ends, then closes.
+	PauseEvents(ctx context.Context) <-chan string
 	// Heartbeat announces the worker and its live capacity for ttl.
 	Heartbeat(ctx context.Context, w queue.WorkerInfo, ttl time.Duration) error
 	// Series returns a region's stored carbon series.

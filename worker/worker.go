@@ -57,10 +57,22 @@ type Worker struct {
 type runningJob struct {
 	cancel     chan struct{}
 	cancelOnce sync.Once
+	// pause closes when the planner asks the job to pause (an
+	// interruptible one; others ignore it).
+	pause     chan struct{}
+	pauseOnce sync.Once
+}
+
+func newRunningJob() *runningJob {
+	return &runningJob{cancel: make(chan struct{}), pause: make(chan struct{})}
 }
 
 func (r *runningJob) cancelled() {
 	r.cancelOnce.Do(func() { close(r.cancel) })
+}
+
+func (r *runningJob) paused() {
+	r.pauseOnce.Do(func() { close(r.pause) })
 }
 
 // New returns a worker for cfg.Region. redisOpt is the asynq connection
@@ -182,9 +194,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Heartbeats and cancels go on while running jobs drain.
 	bg, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	var loops sync.WaitGroup
-	loops.Add(2)
+	loops.Add(3)
 	go func() { defer loops.Done(); w.heartbeatLoop(bg) }()
 	go func() { defer loops.Done(); w.watchCancels(bg) }()
+	go func() { defer loops.Done(); w.watchPauses(bg) }()
 
 	<-ctx.Done()
 	w.log.Info("worker stopping", "grace", w.cfg.Grace)
@@ -262,6 +275,22 @@ func (w *Worker) watchCancels(ctx context.Context) {
 					w.cancelRunning(id)
 				}
 			}
+		}
+	}
+}
+
+// watchPauses pauses running jobs the planner asks to pause (the store's
+// pause events): a re-plan found better hours ahead for the rest of an
+// interruptible job's run. A missed event leaves the job running to its
+// segment's end, so there is nothing to poll for.
+func (w *Worker) watchPauses(ctx context.Context) {
+	for id := range w.store.PauseEvents(ctx) {
+		w.mu.Lock()
+		r := w.running[id]
+		w.mu.Unlock()
+		if r != nil {
+			w.log.Info("pausing job: the planner found better hours for the rest of its run", "job", id)
+			r.paused()
 		}
 	}
 }

@@ -182,7 +182,7 @@ func BenchmarkLWAScenarioII(b *testing.B) {
 			fmt.Fprintf(&md, "| %s | 3387 %s | %s | %s | %s | %s | %.2f %% | %s |\n", reg.name, kind, pct(savings(rn, rn.Policies.GreenQ)), pct(savings(rf, rf.Policies.GreenQ)), pct(savings(rf, rf.Policies.Reference)), pct(savings(rn, rn.Policies.Oracle)), paper, (dn + df).Round(time.Millisecond))
 		}
 	}
-	fmt.Fprintf(&md, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does; the oracle splits freely. %s\n", tick, referenceRule)
+	fmt.Fprintf(&md, "\nWorkload: as the paper's simulate.py (see lwaJobs), with Go's PCG(2020, 11) instead of numpy's generator, so the draw differs. Power 300 W, PUE 1. greenq re-plans pending jobs every %s (negative: once, at submit, as the paper's strategy does). The paper averages 10 noise seeds; this runs seed 1. Interruptible greenq runs use whatever splitting policy.Plan does, and a running one is re-decided at each re-plan once it has run a minimum segment, as the server does; the oracle splits freely. %s\n", tick, referenceRule)
 	benchWrite(b, "lwa_scenario_2", md.String())
 }
 
@@ -507,7 +507,7 @@ func BenchmarkSingleRegion(b *testing.B) {
 	}
 	n := float64(len(benchZones))
 	fmt.Fprintf(&md, "| mean of %d zones | | | | | %.3f | | %.3f | | %.3f | | |\n", len(benchZones), sum/n, sumRef/n, sumNaive/n)
-	fmt.Fprintf(&md, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. %s Forecasters tuned on 2021–2022; 2023 is out of sample. The working-hours shape is in its own table below.\n", slackRule, Config{}.WithDefaults().Tick, referenceRule)
+	fmt.Fprintf(&md, "\nWorkload per zone: 2000 jobs submitted 2023-01-08 → 12-27, every job allowed only in that zone. %s greenq: the back-test defaults (own forecaster, re-plan every %s, running interruptible jobs re-decided then, planner defaults as the back-test sets them). Seasonal naive once: the value 24 h earlier, planned once at submit, never re-planned. %s Forecasters tuned on 2021–2022; 2023 is out of sample. The working-hours shape is in its own table below.\n", slackRule, Config{}.WithDefaults().Tick, referenceRule)
 	benchWrite(b, "single_region", md.String())
 }
 

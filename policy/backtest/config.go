@@ -75,13 +75,14 @@ type Config struct {
 	// Clock measures planner_seconds only. Default time.Now.
 	Clock func() time.Time
 
-	// redecide re-plans a running interruptible job at every tick inside
-	// its segment, once it has run Planner.MinSegment of it, and pauses it
-	// there when its plan no longer goes on at once; a plan that goes on
-	// runs on seamlessly (unbounded capacity only). The server does not do
-	// this yet: it is here to measure what it would be worth (see
-	// BenchmarkTuneWorkingHours).
-	redecide bool
+	// runSegments runs every segment of an interruptible job to its end,
+	// as the server did before its planner re-decided running jobs
+	// (planning.Planner.Pauses); by default a running interruptible job is
+	// re-planned at every tick inside its segment once it has run
+	// Planner.MinSegment of it, and paused there when its plan no longer
+	// goes on at once (unbounded capacity only). It is here to measure
+	// what re-deciding is worth (BenchmarkTuneWorkingHours).
+	runSegments bool
 }
 
 // Decision is one planner output for one job at one decision time.

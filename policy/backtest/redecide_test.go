@@ -12,9 +12,10 @@ import (
 
 // TestRedecidePausesARunningJob: an interruptible job starts in a window
 // the first forecast calls clean; an hour in, a new forecast says the next
-// hours are dirty and a later window clean. Under Config.redecide it pauses
-// at that tick and runs the rest in the later window; by default it runs
-// on to its planned end.
+// hours are dirty and a later window clean. By default it pauses at that
+// tick and runs the rest in the later window, as the server's planner
+// pauses it (planning.Planner.Pauses); under Config.runSegments it runs on
+// to its planned end.
 func TestRedecidePausesARunningJob(t *testing.T) {
 	t.Parallel()
 	t0 := time.Date(2023, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -52,7 +53,7 @@ func TestRedecidePausesARunningJob(t *testing.T) {
 	}
 	run := func(redecide bool) Result {
 		c := cfg
-		c.redecide = redecide
+		c.runSegments = !redecide
 		res, err := Run(context.Background(), c, nil)
 		require.NoError(t, err)
 		checkPlacements(t, c.Jobs, res.Placements, res.Regions)

@@ -44,12 +44,12 @@ func joinSegs(have, placed []seg) []seg {
 }
 
 // watchSegment records that g runs p, on from since (p's start or, where
-// it goes on from a segment before, that one's), and under Config.redecide
-// schedules a re-decision at the first tick inside it.
+// it goes on from a segment before, that one's), and unless
+// Config.runSegments schedules a re-decision at the first tick inside it.
 func (s *sim) watchSegment(g *gJob, p seg, since int64, h *releaseHeap) {
 	g.segA, g.segB, g.since = p.start, p.end, since
 	tick := int64(s.cfg.Tick)
-	if !s.cfg.redecide || s.bounded || tick <= 0 || !s.jobs[g.k].Interruptible {
+	if s.cfg.runSegments || s.bounded || tick <= 0 || !s.jobs[g.k].Interruptible {
 		return
 	}
 	if at := (p.start/tick + 1) * tick; at < p.end {

@@ -407,7 +407,7 @@ type release struct {
 	at, ver  int64
 	k        int
 	resume   bool // the end of a segment: plan what is left
-	redecide bool // a tick inside a running segment (Config.redecide)
+	redecide bool // a tick inside a running segment (unless Config.runSegments)
 }
 
 type releaseHeap []release
@@ -505,6 +505,9 @@ func (s *sim) runGreenQ(ctx context.Context, progress func(done, total int)) ([]
 						heap.Push(&h, release{at: next, k: g.k, redecide: true, ver: rel.ver})
 					}
 				default:
+					if ticking && len(pending) == 0 {
+						nextTick = (t/tick + 1) * tick
+					}
 					pending = append(pending, s.cutSegment(g, t, out, &done))
 					s.planRound(t, []*gJob{g}, pending, pools, &h, &st)
 				}

@@ -99,7 +99,7 @@ func workingHoursReport(t testing.TB) {
 		all := evaluate(t, five, Config{})
 		row(all.cases[0], five[0].jobs)
 	}
-	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs, every job allowed only in that zone; five regions: 5000 jobs, each allowed in all five zones in a random order per job whose first is its home region (where now runs it, and whose local working hours it keeps). Submit days 01-08 → 12-26. %s greenq: the back-test defaults (own forecaster, re-plan every %s). Dominance violations: interruptible jobs planned, at some decision, to emit more than the same job in one piece (see PolicyResult.DominanceViolations). %s Forecasters and planner tuned on 2021–2022 (tune_test.go); 2023 is out of sample.\n\n%s",
+	fmt.Fprintf(&b, "\nWorkload per zone: 2000 jobs, every job allowed only in that zone; five regions: 5000 jobs, each allowed in all five zones in a random order per job whose first is its home region (where now runs it, and whose local working hours it keeps). Submit days 01-08 → 12-26. %s greenq: the back-test defaults (own forecaster, re-plan every %s, running interruptible jobs re-decided then). Dominance violations: interruptible jobs planned, at some decision, to emit more than the same job in one piece (see PolicyResult.DominanceViolations). %s Forecasters and planner tuned on 2021–2022 (tune_test.go); 2023 is out of sample.\n\n%s",
 		workingHoursRule, Config{}.WithDefaults().Tick, referenceRule, split.String())
 	benchWrite(t, "working_hours", b.String())
 }
