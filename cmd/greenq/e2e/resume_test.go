@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -109,4 +110,62 @@ func moveAndResume(t *testing.T, argv []string) {
 		}))
 		return len(left) == 0
 	})
+}
+
+// TestPlannerPausesARunningJobForCleanerHours runs the planner, releaser
+// and a worker in this process against a real redis-server (the server's
+// forecast refresh reuses a series for 10 min, which greenq.yaml cannot
+// shorten, so the binary cannot change its forecast in a test's time). An
+// interruptible job starts at once under a flat forecast; once it has run
+// a segment's minimum (4 slots of 1 s) the forecast changes to dirty now
+// and clean 15 s ahead. The planner pauses the job (SIGTERM, control file
+// "pause"): it saves its step, is planned again rather than succeeded,
+// resumes in the clean window from the step it saved and succeeds in two
+// segments.
+func TestPlannerPausesARunningJobForCleanerHours(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newInproc(t, "eu")
+	flat := troughSeries("eu", time.Now().Add(-time.Hour), 0)
+	require.NoError(t, p.Store.PutSeries(ctx, flat))
+	script := `cp="$GREENQ_CHECKPOINT_DIR/step"
+step=$(cat "$cp" 2>/dev/null || echo 0)
+echo "resuming at step $step"
+trap 'echo "$step" > "$cp"; echo "paused at step $step: $(cat "$GREENQ_CONTROL_FILE")"; exit 0' TERM
+while [ "$step" -lt 100 ]; do
+  step=$((step + 1)); echo "$step" > "$cp"; echo "step $step"
+  sleep 0.1
+done
+echo "done at step $step"`
+	jobs, err := p.Store.Submit(ctx, "e2e", greenq.SubmitRequest{Name: "pause-e2e", Regions: []string{"eu"}, Interruptible: true,
+		DurationEstimateS: 10, Deadline: "5m", Command: []string{"sh", "-c", script}})
+	require.NoError(t, err)
+	id := jobs[0].ID
+	p.runPlanner()
+	p.runReleaser()
+	p.startWorker("w", "eu", 0)
+
+	stepRe := regexp.MustCompile(`(?m)^step (\d+)$`)
+	logs := func() string {
+		b, err := p.Store.Logs(ctx, "", id)
+		require.NoError(t, err)
+		return string(b)
+	}
+	waitFor(t, 60*time.Second, "the job to run 5 s", func() bool { return len(stepRe.FindAllString(logs(), -1)) >= 50 })
+	clean := time.Now().Add(15 * time.Second)
+	require.NoError(t, p.Store.PutSeries(ctx, troughSeries("eu", clean, time.Hour)))
+	p.Planner.Trigger()
+	paused := p.waitJob(id, 30*time.Second, "the planner to pause the job", func(j *greenq.Job) bool {
+		return len(j.Segments) == 1 && j.State != greenq.StateRunning
+	})
+	require.False(t, paused.State.Final(), "paused, not ended: %s", paused.State)
+	require.Contains(t, logs(), ": pause", "the control file said why")
+
+	done := p.waitFinal(id, 90*time.Second)
+	require.Equal(t, greenq.StateSucceeded, done.State, done.Error)
+	require.Len(t, done.Segments, 2)
+	require.False(t, done.Segments[1].Start.Before(clean.Add(-time.Second)), "resumed in the clean window: %+v", done.Segments)
+	log := logs()
+	require.Len(t, stepRe.FindAllString(log, -1), 100, "each step ran once over both segments:\n%s", log)
+	require.NotNil(t, done.Receipt)
 }
